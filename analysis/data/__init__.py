@@ -1,0 +1,56 @@
+"""Event data: LHCO R&D readers, the feature registry, signal injection, the toy, input checks.
+
+Raw tables follow the LHC Olympics 2020 R&D layout in GeV; features tables hold ``mjj`` and jet
+masses/pT in TeV (see ``analysis.data.features``).
+"""
+
+from analysis.data.features import (
+    DEFAULT_FEATURES,
+    FEATURES,
+    MJJ,
+    ZERO_DENOMINATOR_VALUE,
+    build_features,
+    register_feature,
+)
+from analysis.data.injection import (
+    BenchmarkSplit,
+    Injection,
+    benchmark_split,
+    benchmark_split_from_parts,
+    inject_signal,
+    lhco_benchmark_split,
+)
+from analysis.data.readers import iter_lhco, read_lhco, read_table
+from analysis.data.toy import ToySignal, make_toy
+from analysis.data.validation import (
+    LABEL_COLUMN,
+    LHCO_COLUMNS,
+    LHCO_FEATURE_COLUMNS,
+    validate_features,
+    validate_lhco,
+)
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FEATURES",
+    "LABEL_COLUMN",
+    "LHCO_COLUMNS",
+    "LHCO_FEATURE_COLUMNS",
+    "MJJ",
+    "ZERO_DENOMINATOR_VALUE",
+    "BenchmarkSplit",
+    "Injection",
+    "ToySignal",
+    "benchmark_split",
+    "benchmark_split_from_parts",
+    "build_features",
+    "inject_signal",
+    "iter_lhco",
+    "lhco_benchmark_split",
+    "make_toy",
+    "read_lhco",
+    "read_table",
+    "register_feature",
+    "validate_features",
+    "validate_lhco",
+]

@@ -1,0 +1,354 @@
+"""The interface every conditional density model of the project shares.
+
+A model is configured in `__init__`, learns in `fit(X, context)`, and then can `sample`, evaluate
+`log_prob` in data space (preprocessing log-Jacobian included) and `save`/`load` itself. Subclasses
+provide only the torch network and its loss, sampler and likelihood in the preprocessed space.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import inspect
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from generative.preprocessing import Pipeline, Step, make_preprocessing, step_from_dict
+from generative.training import History, TrainingConfig, seeded, split_indices, to_tensor, train
+from generative.validation import check_array, check_context, check_is_fitted
+
+__all__ = ["MODELS", "DensityModel", "make_model"]
+
+FORMAT = "resonance-search/density-model"
+FORMAT_VERSION = 1
+
+#: registry of model names usable in configs, e.g. ``make_model("maf")``
+MODELS: dict[str, type[DensityModel]] = {}
+
+
+def make_model(name: str, **params: Any) -> DensityModel:
+    """Construct a registered density model by its short name."""
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown density model {name!r}; choose from {sorted(MODELS)}") from None
+    return cls(**params)
+
+
+def _encode(value: Any) -> Any:
+    """JSON-safe form of a constructor argument."""
+    if isinstance(value, TrainingConfig):
+        return {"__training__": value.to_dict()}
+    if isinstance(value, Step):
+        return {"__step__": value.to_dict()}
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "__training__" in value:
+        return TrainingConfig(**value["__training__"])
+    if isinstance(value, dict) and "__step__" in value:
+        return step_from_dict(value["__step__"])
+    return value
+
+
+class DensityModel(BaseEstimator, abc.ABC):
+    """A conditional density estimator p(x | context) with a scikit-learn style life cycle.
+
+    Common constructor arguments (every subclass takes them): `preprocessing` of the features
+    (a name such as 'logit' or a `Step`/`Pipeline`), `context_preprocessing`, `training` (a
+    `TrainingConfig` or a mapping of its fields), `random_state`, `device` and `verbose`.
+    """
+
+    #: short name in the registry; subclasses set it to be usable by name
+    name: ClassVar[str | None] = None
+    #: whether `log_prob` is available (a GAN has no tractable likelihood)
+    has_log_prob: ClassVar[bool] = True
+    _fitted = ("module_", "preprocessing_", "n_features_in_")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name is not None:
+            MODELS[cls.name] = cls
+
+    def __init__(
+        self,
+        *,
+        preprocessing: str | Step | None = "logit",
+        context_preprocessing: str | Step | None = "standard",
+        training: TrainingConfig | dict[str, Any] | None = None,
+        random_state: int | None = None,
+        device: str = "cpu",
+        verbose: bool = True,
+    ) -> None:
+        self.preprocessing = preprocessing
+        self.context_preprocessing = context_preprocessing
+        self.training = training
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """Constructor arguments of the class and of every DensityModel base it forwards to."""
+        skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if issubclass(klass, DensityModel) and "__init__" in vars(klass):
+                params = inspect.signature(klass.__init__).parameters.values()
+                names |= {p.name for p in params if p.name != "self" and p.kind not in skip}
+        return sorted(names)
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    @abc.abstractmethod
+    def _build_module(self, n_features: int, n_context: int) -> torch.nn.Module:
+        """Build the (untrained) network for the given dimensions."""
+
+    @abc.abstractmethod
+    def _loss(
+        self, module: torch.nn.Module, x: torch.Tensor, c: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Mean training loss of a batch in the preprocessed space."""
+
+    @abc.abstractmethod
+    def _sample_latent(
+        self, module: torch.nn.Module, n: int, c: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Draw `n` events (one per context row when conditional) in the preprocessed space."""
+
+    def _log_prob_latent(
+        self, module: torch.nn.Module, x: torch.Tensor, c: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Log-density in the preprocessed space (runs under torch.no_grad())."""
+        raise NotImplementedError(f"log_prob is not available for {type(self).__name__}")
+
+    def _fit_module(
+        self,
+        module: torch.nn.Module,
+        train_data: list[torch.Tensor | None],
+        val_data: list[torch.Tensor | None] | None,
+        seed: int,
+    ) -> History:
+        """Train the network; adversarial models override this to pass their own step."""
+        return train(
+            module,
+            self._loss,
+            train_data,
+            val_data,
+            config=TrainingConfig.coerce(self.training),
+            random_state=seed,
+            device=self.device,
+            verbose=self.verbose,
+            desc=type(self).__name__,
+        )
+
+    # -- public API -----------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Any,
+        context: Any = None,
+        *,
+        X_val: Any = None,
+        context_val: Any = None,
+    ) -> DensityModel:
+        """Learn p(X | context); validation data are split off by seed unless given."""
+        X = check_array(X, "X")
+        context = check_context(context, X.shape[0])
+        config = TrainingConfig.coerce(self.training)
+        seed = (
+            int(np.random.SeedSequence().generate_state(1)[0])
+            if self.random_state is None
+            else int(self.random_state)
+        )
+        split_seed, torch_seed, sample_seed = np.random.SeedSequence(seed).generate_state(3)
+
+        self.preprocessing_ = make_preprocessing(self.preprocessing).fit(X)
+        Z = self._transform(X, "X")
+        self.context_preprocessing_ = None
+        C = None
+        if context is not None:
+            self.context_preprocessing_ = make_preprocessing(self.context_preprocessing).fit(
+                context
+            )
+            C = self.context_preprocessing_.forward(context)[0]
+
+        if X_val is not None:
+            X_val = check_array(X_val, "X_val", n_features=X.shape[1])
+            context_val = check_context(
+                context_val,
+                X_val.shape[0],
+                n_context=0 if C is None else C.shape[1],
+                name="context_val",
+            )
+            Z_val = self._transform(X_val, "X_val")
+            C_val = None if C is None else self.context_preprocessing_.forward(context_val)[0]
+            Z_train, C_train = Z, C
+        elif config.validation_fraction > 0:
+            tr, va = split_indices(
+                len(Z), config.validation_fraction, np.random.default_rng(split_seed)
+            )
+            Z_train, Z_val = Z[tr], Z[va]
+            C_train, C_val = (None, None) if C is None else (C[tr], C[va])
+        else:
+            Z_train, C_train, Z_val, C_val = Z, C, None, None
+
+        self.n_features_in_ = X.shape[1]
+        self.n_context_ = 0 if C is None else C.shape[1]
+        self.seed_ = seed
+        with seeded(int(torch_seed)):
+            module = self._build_module(self.n_features_in_, self.n_context_)
+        val = None if Z_val is None else [to_tensor(Z_val), to_tensor(C_val)]
+        self.history_ = self._fit_module(
+            module, [to_tensor(Z_train), to_tensor(C_train)], val, int(torch_seed)
+        )
+        self.module_ = module.eval()
+        self.sample_seed_ = int(sample_seed)
+        self._sample_rng = np.random.default_rng(self.sample_seed_)
+        return self
+
+    def sample(
+        self, context: Any, *, random_state: int | None = None, batch_size: int = 100_000
+    ) -> np.ndarray:
+        """Draw one event per context row, or `sample(n)` events from an unconditional model."""
+        check_is_fitted(self, self._fitted)
+        if isinstance(context, (int, np.integer)):
+            if self.n_context_:
+                raise ValueError(
+                    f"this model is conditional on {self.n_context_} variable(s): pass a context "
+                    "array with one row per event instead of a number of events"
+                )
+            if context < 0:
+                raise ValueError(f"number of events must be non-negative, got {context}")
+            n, C = int(context), None
+        else:
+            if not self.n_context_:
+                raise ValueError(
+                    "this model is unconditional: pass the number of events, sample(n)"
+                )
+            ctx = check_context(context, None, n_context=self.n_context_, name="context")
+            n, C = ctx.shape[0], self.context_preprocessing_.forward(ctx)[0]
+        seed = self._next_seed() if random_state is None else int(random_state)
+        out = np.empty((n, self.n_features_in_))
+        with seeded(seed), torch.no_grad():
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                c = None if C is None else to_tensor(C[start:stop]).to(self.device)
+                z = self._sample_latent(self.module_, stop - start, c)
+                out[start:stop] = z.detach().cpu().double().numpy()
+        return self.preprocessing_.inverse(out)
+
+    def log_prob(self, X: Any, context: Any = None, *, batch_size: int = 100_000) -> np.ndarray:
+        """Log-density of each event in data space; -inf outside the preprocessing's support."""
+        check_is_fitted(self, self._fitted)
+        if not self.has_log_prob:
+            raise NotImplementedError(
+                f"log_prob is not available for {type(self).__name__}: no tractable likelihood"
+            )
+        X = check_array(X, "X", n_features=self.n_features_in_, allow_empty=True)
+        ctx = check_context(context, X.shape[0], n_context=self.n_context_)
+        Z, logdet = self.preprocessing_.forward(X)
+        C = None if ctx is None else self.context_preprocessing_.forward(ctx)[0]
+        out = np.full(X.shape[0], -np.inf)
+        inside = np.flatnonzero(np.isfinite(Z).all(axis=1) & np.isfinite(logdet))
+        with torch.no_grad():
+            for start in range(0, len(inside), batch_size):
+                idx = inside[start : start + batch_size]
+                c = None if C is None else to_tensor(C[idx]).to(self.device)
+                lp = self._log_prob_latent(self.module_, to_tensor(Z[idx]).to(self.device), c)
+                out[idx] = lp.detach().cpu().double().numpy() + logdet[idx]
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model to one file, atomically; `load` restores it exactly."""
+        check_is_fitted(self, self._fitted)
+        params = self.get_params(deep=False)
+        fitted = {
+            "preprocessing": self.preprocessing_,
+            "context_preprocessing": self.context_preprocessing_,
+        }
+        for key in fitted:
+            # An unfitted step object as the spec: the fitted one refits identically.
+            if isinstance(params.get(key), Step):
+                params[key] = fitted[key]
+        meta = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "params": {k: _encode(v) for k, v in params.items()},
+            "n_features_in": self.n_features_in_,
+            "n_context": self.n_context_,
+            "seed": self.seed_,
+            "sample_seed": self.sample_seed_,
+            "preprocessing": self.preprocessing_.to_dict(),
+            "context_preprocessing": (
+                None
+                if self.context_preprocessing_ is None
+                else self.context_preprocessing_.to_dict()
+            ),
+            "history": self.history_.to_dict(),
+        }
+        buffer = io.BytesIO()
+        torch.save({"meta": json.dumps(meta), "state_dict": self.module_.state_dict()}, buffer)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buffer.getvalue())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DensityModel:
+        """Read a model written by `save`; on a subclass, the file must hold that class."""
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        meta = json.loads(payload["meta"])
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a resonance-search density model file")
+        module_name, _, qualname = meta["class"].partition(":")
+        if module_name.split(".")[0] != "generative":
+            raise ValueError(f"{path} names a class outside this package: {meta['class']}")
+        model_cls = getattr(importlib.import_module(module_name), qualname)
+        if not issubclass(model_cls, cls):
+            raise TypeError(f"{path} holds a {model_cls.__name__}, not a {cls.__name__}")
+        model = model_cls(**{k: _decode(v) for k, v in meta["params"].items()})
+        model.n_features_in_ = meta["n_features_in"]
+        model.n_context_ = meta["n_context"]
+        model.seed_ = meta["seed"]
+        model.sample_seed_ = meta["sample_seed"]
+        model._sample_rng = np.random.default_rng(model.sample_seed_)
+        model.preprocessing_ = _as_pipeline(step_from_dict(meta["preprocessing"]))
+        ctx = meta["context_preprocessing"]
+        model.context_preprocessing_ = None if ctx is None else _as_pipeline(step_from_dict(ctx))
+        model.history_ = History(**meta["history"])
+        module = model._build_module(model.n_features_in_, model.n_context_)
+        module.load_state_dict(payload["state_dict"])
+        model.module_ = module.to(model.device).eval()
+        return model
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _transform(self, X: np.ndarray, name: str) -> np.ndarray:
+        Z = self.preprocessing_.forward(X)[0]
+        bad = ~np.isfinite(Z).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{int(bad.sum())} events of {name} fall outside the range the preprocessing was "
+                "fitted on (e.g. beyond the min-max range before a logit)"
+            )
+        return Z
+
+    def _next_seed(self) -> int:
+        return int(self._sample_rng.integers(2**31 - 1))
+
+
+def _as_pipeline(step: Step) -> Pipeline:
+    return step if isinstance(step, Pipeline) else Pipeline([step])

@@ -1,0 +1,292 @@
+"""The one training loop of every torch model in the project.
+
+It owns what all models need alike: a seeded validation split, mini-batches, Adam with a
+learning-rate schedule, gradient clipping, early stopping with best-epoch restore, per-epoch
+history and a progress bar. A model supplies only its loss (or, for adversarial training, its
+own optimisation step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = [
+    "History",
+    "TrainingConfig",
+    "seeded",
+    "split_indices",
+    "to_tensor",
+    "train",
+]
+
+LossFn = Callable[..., torch.Tensor]
+#: a custom optimisation step: (batch tensors, epoch) -> training loss of the batch
+StepFn = Callable[[Sequence[torch.Tensor], int], float]
+EpochCallback = Callable[[int, torch.nn.Module, float, float], None]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyper-parameters of the shared training loop.
+
+    Defaults suit the tabular density models of the project on a CPU: batches of 1024 (an epoch of
+    500k events costs seconds, not minutes, at batch 256) with a learning rate tuned for that size.
+    """
+
+    epochs: int = 100
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    validation_fraction: float = 0.2
+    #: epochs without improvement of the validation loss before stopping; None trains all epochs
+    patience: int | None = 10
+    min_delta: float = 0.0
+    lr_schedule: Literal["cosine", "plateau", "constant"] = "cosine"
+    clip_grad_norm: float | None = 5.0
+    #: restore the weights of the epoch with the lowest validation loss
+    restore_best: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "validation_fraction": 0.0 <= self.validation_fraction < 1.0,
+            "patience": self.patience is None or self.patience >= 1,
+            "lr_schedule": self.lr_schedule in ("cosine", "plateau", "constant"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(
+                f"invalid training settings: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}"
+            )
+
+    @classmethod
+    def coerce(cls, value: TrainingConfig | Mapping[str, Any] | None) -> TrainingConfig:
+        """Accept a config, a mapping of its fields (e.g. from YAML) or None for the defaults."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        unknown = set(value) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings {sorted(unknown)}")
+        return cls(**value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, for saving with a model."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class History:
+    """What happened during training, epoch by epoch."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+    seconds: float = 0.0
+    n_train: int = 0
+    n_val: int = 0
+
+    @property
+    def epochs_run(self) -> int:
+        """Number of epochs actually trained."""
+        return len(self.train_loss)
+
+    @property
+    def best_val_loss(self) -> float:
+        """Lowest validation loss seen (NaN without validation data)."""
+        return self.val_loss[self.best_epoch] if self.val_loss else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, for saving with a model."""
+        return dataclasses.asdict(self)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global generator seeded, restoring the outer state afterwards.
+
+    Libraries such as nflows draw from the global generator; forking it keeps a model's random
+    numbers independent of whatever else the process does.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def split_indices(
+    n: int, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random (train, validation) index arrays with `fraction` of `n` events in validation."""
+    n_val = round(n * fraction)
+    if fraction > 0 and (n_val < 1 or n - n_val < 1):
+        raise ValueError(
+            f"too few events ({n}) for a validation fraction of {fraction}: need at least one "
+            "event in each of the training and validation sets"
+        )
+    perm = rng.permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def to_tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    """float32 tensor view of a numpy array (None passes through)."""
+    return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
+
+
+def _batches(
+    tensors: Sequence[torch.Tensor | None], batch_size: int, generator: torch.Generator | None
+) -> Iterator[list[torch.Tensor | None]]:
+    n = next(t for t in tensors if t is not None).shape[0]
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield [None if t is None else t[idx] for t in tensors]
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainingConfig
+) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "plateau":
+        patience = max(1, (config.patience or 10) // 3)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=patience)
+    return None
+
+
+def _mean_loss(
+    module: torch.nn.Module,
+    loss_fn: LossFn,
+    tensors: Sequence[torch.Tensor | None],
+    batch_size: int,
+    device: torch.device,
+) -> float:
+    was_training = module.training
+    module.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in _batches(tensors, batch_size, None):
+            batch = [None if t is None else t.to(device) for t in batch]
+            n = next(t for t in batch if t is not None).shape[0]
+            total += float(loss_fn(module, *batch)) * n
+            count += n
+    module.train(was_training)
+    return total / count
+
+
+def train(
+    module: torch.nn.Module,
+    loss_fn: LossFn,
+    train_data: Sequence[torch.Tensor | None],
+    val_data: Sequence[torch.Tensor | None] | None = None,
+    *,
+    config: TrainingConfig | None = None,
+    random_state: int = 0,
+    device: str | torch.device = "cpu",
+    verbose: bool = True,
+    desc: str = "training",
+    step_fn: StepFn | None = None,
+    parameters: Sequence[torch.nn.Parameter] | None = None,
+    on_epoch_end: EpochCallback | None = None,
+) -> History:
+    """Train `module` in place to minimise `loss_fn(module, *batch)` and return its history.
+
+    `train_data` and `val_data` are sequences of tensors with events along the first axis (None
+    entries are passed through, e.g. a missing context). `step_fn` replaces the default Adam step
+    (adversarial models); `on_epoch_end(epoch, module, train_loss, val_loss)` lets callers keep
+    snapshots. The progress bar shows only when `verbose` and stderr is a terminal.
+    """
+    config = config or TrainingConfig()
+    device = torch.device(device)
+    module.to(device)
+    history = History(
+        n_train=next(t for t in train_data if t is not None).shape[0],
+        n_val=0 if val_data is None else next(t for t in val_data if t is not None).shape[0],
+    )
+    params = list(parameters) if parameters is not None else list(module.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = _scheduler(optimizer, config)
+    generator = torch.Generator().manual_seed(random_state)
+    best_state, best_loss, stale = None, math.inf, 0
+    start = time.perf_counter()
+
+    bar = tqdm(
+        range(config.epochs),
+        desc=desc,
+        disable=not (verbose and sys.stderr.isatty()),
+        leave=False,
+        file=sys.stderr,
+    )
+    with seeded(random_state):
+        for epoch in bar:
+            module.train()
+            total, count = 0.0, 0
+            for batch in _batches(train_data, config.batch_size, generator):
+                batch = [None if t is None else t.to(device) for t in batch]
+                n = next(t for t in batch if t is not None).shape[0]
+                if step_fn is not None:
+                    loss_value = step_fn(batch, epoch)
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(module, *batch)
+                    loss.backward()
+                    if config.clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
+                    optimizer.step()
+                    loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(
+                        f"{desc}: training loss became {loss_value} in epoch {epoch}; lower the "
+                        "learning rate or check the preprocessing of the inputs"
+                    )
+                total += loss_value * n
+                count += n
+            train_loss = total / count
+            val_loss = (
+                _mean_loss(module, loss_fn, val_data, max(config.batch_size, 4096), device)
+                if val_data is not None
+                else train_loss
+            )
+            history.train_loss.append(train_loss)
+            history.learning_rate.append(optimizer.param_groups[0]["lr"])
+            if val_data is not None:
+                history.val_loss.append(val_loss)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, module, train_loss, val_loss)
+            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+
+            if val_loss < best_loss - config.min_delta:
+                best_loss, stale, history.best_epoch = val_loss, 0, epoch
+                if config.restore_best:
+                    best_state = copy.deepcopy(module.state_dict())
+            else:
+                stale += 1
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(val_loss)
+            elif scheduler is not None:
+                scheduler.step()
+            if config.patience is not None and stale >= config.patience:
+                history.stopped_early = True
+                break
+
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    history.seconds = time.perf_counter() - start
+    return history
