@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import numpy as np
 
 from analysis.data import DEFAULT_FEATURES, build_features, make_toy
 from analysis.regions import Window
+from analysis.store import write_json
 from generative import MAF
 
 
@@ -74,8 +72,5 @@ def run_demo(
         model_path=str(model_path),
         plot_path=str(plot_path),
     )
-    fd, tmp = tempfile.mkstemp(dir=output, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(result), fh, indent=2)
-    os.replace(tmp, output / "demo.json")
+    write_json(output / "demo.json", asdict(result))
     return result

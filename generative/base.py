@@ -13,7 +13,6 @@ import inspect
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from generative.fileio import write_atomic
 from generative.preprocessing import Pipeline, Step, make_preprocessing, step_from_dict
 from generative.training import History, TrainingConfig, seeded, split_indices, to_tensor, train
 from generative.validation import check_array, check_context, check_is_fitted
@@ -299,13 +299,7 @@ class DensityModel(BaseEstimator, abc.ABC):
         }
         buffer = io.BytesIO()
         torch.save({"meta": json.dumps(meta), "state_dict": self.module_.state_dict()}, buffer)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-        os.replace(tmp, path)
-        return path
+        return write_atomic(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DensityModel:

@@ -1,0 +1,171 @@
+"""Plots of a search in a HEP style: spectra and fits, significance maps, scores, ROC/SIC.
+
+Every function draws one figure, writes it atomically to `path` (PNG) and returns the path; the
+style is applied in a context, never globally.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mplhep
+import numpy as np
+
+from generative.fileio import write_atomic
+
+__all__ = [
+    "plot_roc_sic",
+    "plot_scores",
+    "plot_significance_map",
+    "plot_spectrum_fit",
+    "plot_template",
+]
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with plt.style.context(mplhep.style.ROOT), plt.rc_context({"font.size": 12}):
+        yield
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return write_atomic(path, buffer.getvalue())
+
+
+def plot_spectrum_fit(
+    path: str | Path,
+    edges: np.ndarray,
+    observed: np.ndarray,
+    expected: np.ndarray | None,
+    signal_region: tuple[float, float],
+    title: str = "",
+) -> Path:
+    """Selected mjj spectrum, the background fit and the pulls, with the signal region shaded."""
+    with _style():
+        fig, (top, bottom) = plt.subplots(
+            2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        )
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        top.errorbar(centres, observed, yerr=np.sqrt(observed), fmt="ko", ms=3, label="selected")
+        if expected is not None:
+            mplhep.histplot(expected, edges, ax=top, color="C1", label="background fit")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pulls = np.where(expected > 0, (observed - expected) / np.sqrt(expected), 0.0)
+            bottom.bar(centres, pulls, width=np.diff(edges), color="C0")
+        for ax in (top, bottom):
+            ax.axvspan(*signal_region, color="grey", alpha=0.2)
+        top.set_yscale("log")
+        top.set_ylabel("events / bin")
+        top.set_title(title, fontsize=11)
+        top.legend(fontsize=9)
+        bottom.axhline(0, color="k", lw=0.8)
+        bottom.set_ylabel("pull")
+        bottom.set_xlabel(r"$m_{jj}$ [TeV]")
+        return _save(fig, path)
+
+
+def plot_significance_map(
+    path: str | Path,
+    window_labels: Sequence[str],
+    efficiencies: Sequence[float],
+    significances: np.ndarray,
+    title: str = "",
+) -> Path:
+    """Local significance per window (rows) and selection efficiency (columns)."""
+    values = np.asarray(significances, dtype=float)
+    with _style():
+        fig, ax = plt.subplots(figsize=(1.4 * len(efficiencies) + 3, 0.5 * len(window_labels) + 2))
+        image = ax.imshow(values, cmap="viridis", aspect="auto", vmin=0)
+        for (i, j), z in np.ndenumerate(values):
+            ax.text(
+                j,
+                i,
+                "fail" if np.isnan(z) else f"{z:.1f}",
+                ha="center",
+                va="center",
+                color="w" if np.isnan(z) or z < 0.6 * np.nanmax([values.max(), 1]) else "k",
+                fontsize=9,
+            )
+        ax.set_xticks(range(len(efficiencies)), [f"{e:g}" for e in efficiencies])
+        ax.set_yticks(range(len(window_labels)), window_labels)
+        ax.set_xlabel("selection efficiency")
+        ax.set_title(title, fontsize=11)
+        fig.colorbar(image, ax=ax, label=r"local significance [$\sigma$]")
+        return _save(fig, path)
+
+
+def plot_scores(
+    path: str | Path, samples: Mapping[str, np.ndarray], title: str = "", bins: int = 50
+) -> Path:
+    """Normalised distributions of anomaly scores of several event samples."""
+    finite = [v[np.isfinite(v)] for v in samples.values()]
+    low = min(float(v.min()) for v in finite if v.size)
+    high = max(float(v.max()) for v in finite if v.size)
+    edges = np.linspace(low, high, bins + 1)
+    with _style():
+        fig, ax = plt.subplots(figsize=(7, 5))
+        for name, values in zip(samples, finite, strict=True):
+            ax.hist(values, edges, density=True, histtype="step", lw=1.5, label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("anomaly score")
+        ax.set_ylabel("density")
+        ax.set_title(title, fontsize=11)
+        ax.legend(fontsize=9)
+        return _save(fig, path)
+
+
+def plot_roc_sic(
+    path: str | Path, curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = ""
+) -> Path:
+    """SIC and background rejection against signal efficiency for several methods.
+
+    `curves` maps a label to (eps_S, eps_B) arrays.
+    """
+    with _style():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+        for name, (eps_s, eps_b) in curves.items():
+            keep = eps_b > 0
+            left.plot(eps_s[keep], eps_s[keep] / np.sqrt(eps_b[keep]), label=name)
+            right.plot(eps_s[keep], 1.0 / eps_b[keep], label=name)
+        grid = np.linspace(1e-3, 1, 200)
+        left.plot(grid, np.sqrt(grid), "k:", label="random")
+        right.plot(grid, 1 / grid, "k:", label="random")
+        left.set_xlabel(r"$\epsilon_S$")
+        left.set_ylabel(r"SIC = $\epsilon_S / \epsilon_B^{1/2}$")
+        right.set_xlabel(r"$\epsilon_S$")
+        right.set_ylabel(r"rejection $1/\epsilon_B$")
+        right.set_yscale("log")
+        left.legend(fontsize=9)
+        fig.suptitle(title, fontsize=11)
+        return _save(fig, path)
+
+
+def plot_template(
+    path: str | Path,
+    feature_names: Sequence[str],
+    samples: Mapping[str, np.ndarray],
+    title: str = "",
+) -> Path:
+    """Marginal distributions of each feature for several samples (e.g. SR data vs template)."""
+    first = next(iter(samples.values()))
+    with _style():
+        fig, axes = plt.subplots(1, len(feature_names), figsize=(4 * len(feature_names), 4))
+        axes = np.atleast_1d(axes)
+        for i, (ax, name) in enumerate(zip(axes, feature_names, strict=True)):
+            edges = np.linspace(*np.quantile(first[:, i], [0.001, 0.999]), 41)
+            for label, values in samples.items():
+                ax.hist(values[:, i], edges, density=True, histtype="step", lw=1.5, label=label)
+            ax.set_xlabel(name)
+        axes[0].legend(fontsize=9)
+        fig.suptitle(title, fontsize=11)
+        return _save(fig, path)

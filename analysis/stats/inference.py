@@ -1,0 +1,247 @@
+"""Discovery significance (q0) and CLs upper limits for window models.
+
+`discovery_significance` and `upper_limit` go through pyhf's own inference functions.
+`fast_discovery_significance` minimises the very same HistFactory likelihood (Poisson terms,
+piecewise-linear `histosys`, Gaussian-constrained `staterror`) with a few Newton steps in
+numpy; it agrees with pyhf to ~1e-3 in Z and is ~50x faster, which is what the window scans
+and look-elsewhere pseudo-experiments need.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import pyhf
+from scipy import special, stats
+
+from analysis.stats.models import WindowModel, quiet_pyhf
+
+__all__ = [
+    "DiscoveryResult",
+    "UpperLimitResult",
+    "discovery_significance",
+    "fast_discovery_significance",
+    "upper_limit",
+]
+
+HISTOSYS_BOUND = 5.0  # pyhf's default bounds for histosys parameters
+
+
+@dataclass(frozen=True)
+class DiscoveryResult:
+    """Local discovery test of one window.
+
+    `p_value` is the one-sided q0 p-value (0.5 for a deficit) and `significance` = Phi^-1(1 - p).
+    `signed_significance` = sign(mu_hat) sqrt(-2 ln lambda(0)) is N(0, 1) under background only,
+    deficits included. `signal_yield_error` is the Wald estimate |yield| / |signed_significance|.
+    """
+
+    p_value: float
+    significance: float
+    signed_significance: float
+    q0: float
+    mu_hat: float
+    signal_yield: float
+    signal_yield_error: float
+    method: str
+
+
+@dataclass(frozen=True)
+class UpperLimitResult:
+    """CLs upper limits (at 1 - level) on the signal yield in events; expected band -2..+2 sigma."""
+
+    observed: float
+    expected: tuple[float, float, float, float, float]
+    mu_observed: float
+    level: float
+
+
+def _result(signed: float, mu_hat: float, model: WindowModel, method: str) -> DiscoveryResult:
+    significance = max(signed, 0.0)
+    yield_hat = mu_hat * model.signal_reference_yield
+    return DiscoveryResult(
+        # ndtr: scipy.stats.norm.sf costs ~0.3 ms per call, a third of a fast q0 test.
+        p_value=float(special.ndtr(-significance)),
+        significance=float(significance),
+        signed_significance=float(signed),
+        q0=float(significance**2),
+        mu_hat=float(mu_hat),
+        signal_yield=float(yield_hat),
+        signal_yield_error=float(abs(yield_hat / signed)) if signed != 0 else float("nan"),
+        method=method,
+    )
+
+
+def _toys_supported() -> bool:
+    # pyhf 0.7.6's toy calculator calls numpy.percentile(interpolation=...), removed in NumPy 2.4.
+    return "interpolation" in inspect.signature(np.percentile).parameters
+
+
+def discovery_significance(
+    model: WindowModel, calctype: str = "asymptotics", ntoys: int = 2000
+) -> DiscoveryResult:
+    """q0 discovery test through `pyhf.infer.hypotest` (asymptotic, or toy-based on request)."""
+    if calctype not in ("asymptotics", "toybased"):
+        raise ValueError(f"calctype must be 'asymptotics' or 'toybased', got {calctype!r}")
+    if calctype == "toybased" and not _toys_supported():
+        raise NotImplementedError(
+            f"pyhf {pyhf.__version__} toy-based calculator is broken with NumPy {np.__version__} "
+            "(it calls numpy.percentile(interpolation=...), removed in NumPy 2.4); use "
+            "calctype='asymptotics', or analysis.stats.lee for pseudo-experiments"
+        )
+    pdf = model.model()
+    data = model.data(pdf)
+    kwargs = {"ntoys": ntoys, "track_progress": False} if calctype == "toybased" else {}
+    with quiet_pyhf():
+        p_value = float(
+            pyhf.infer.hypotest(0.0, data, pdf, test_stat="q0", calctype=calctype, **kwargs)
+        )
+        fitted = pyhf.infer.mle.fit(data, pdf)
+        mu_hat = float(fitted[pdf.config.poi_index])
+        if mu_hat >= 0:
+            signed = float(stats.norm.isf(p_value))
+        else:
+            # q0 is clipped to 0 for deficits; the unclipped statistic gives the signed Z.
+            t0 = pyhf.infer.test_statistics.tmu(
+                0.0,
+                data,
+                pdf,
+                pdf.config.suggested_init(),
+                pdf.config.suggested_bounds(),
+                pdf.config.suggested_fixed(),
+            )
+            signed = -float(np.sqrt(max(float(t0), 0.0)))
+    result = _result(signed, mu_hat, model, f"pyhf-{calctype}")
+    if calctype == "asymptotics":
+        return result
+    # A toy-based p-value is kept as pyhf returned it, not recomputed from the asymptotic Z.
+    z = float(stats.norm.isf(p_value))
+    return dataclasses.replace(result, p_value=p_value, significance=z, q0=z**2)
+
+
+class _Likelihood:
+    """pyhf's likelihood for a WindowModel: theta = (mu, alpha_1..K, beta_1..n_stat)."""
+
+    def __init__(self, model: WindowModel):
+        self.n = model.observed
+        self.s = model.signal
+        self.b = model.background
+        self.delta_up = model.background_up - model.background
+        self.delta_down = model.background - model.background_down
+        relerr = np.divide(
+            model.staterror,
+            model.background,
+            where=model.background > 0,
+            out=np.zeros_like(model.background),
+        )
+        # pyhf fixes staterror parameters of bins without uncertainty.
+        self.stat_bins = np.flatnonzero(relerr > 0)
+        self.relerr = relerr[self.stat_bins]
+        self.n_alpha = self.delta_up.shape[0]
+
+    def evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """NLL (up to a constant), expected counts and their Jacobian (n_bins, n_theta)."""
+        alpha = theta[1 : 1 + self.n_alpha]
+        slopes = np.where(alpha[:, None] >= 0, self.delta_up, self.delta_down)
+        shifted = self.b + alpha @ slopes
+        gamma = np.ones_like(self.b)
+        gamma[self.stat_bins] += self.relerr * theta[1 + self.n_alpha :]
+        nu = theta[0] * self.s + gamma * shifted
+        jac = np.zeros((self.b.size, theta.size))
+        jac[:, 0] = self.s
+        jac[:, 1 : 1 + self.n_alpha] = gamma[:, None] * slopes.T
+        jac[self.stat_bins, 1 + self.n_alpha + np.arange(self.stat_bins.size)] = (
+            self.relerr * shifted[self.stat_bins]
+        )
+        if np.any(nu <= 0):
+            return np.inf, nu, jac
+        value = np.sum(nu - self.n * np.log(nu)) + 0.5 * np.sum(theta[1:] ** 2)
+        return float(value), nu, jac
+
+    def minimise(self, theta: np.ndarray, free_mu: bool) -> tuple[float, np.ndarray]:
+        """Damped Newton (Gauss-Newton Hessian, exact gradient) from `theta`."""
+        free = np.ones(theta.size, bool)
+        free[0] = free_mu
+        constraint = np.eye(theta.size)
+        constraint[0, 0] = 0.0
+        value, nu, jac = self.evaluate(theta)
+        for _ in range(100):
+            grad = jac.T @ (1.0 - self.n / nu) + constraint @ theta
+            hess = (jac * (self.n / nu**2)[:, None]).T @ jac + constraint
+            hess += 1e-10 * max(1.0, np.abs(hess).max()) * np.eye(theta.size)
+            step = np.zeros_like(theta)
+            step[free] = -np.linalg.solve(hess[np.ix_(free, free)], grad[free])
+            # Newton decrement: the remaining NLL improvement is about half of it.
+            if -grad @ step < 1e-9:
+                break
+            for _ in range(40):
+                trial = theta + step
+                trial[1 : 1 + self.n_alpha] = np.clip(
+                    trial[1 : 1 + self.n_alpha], -HISTOSYS_BOUND, HISTOSYS_BOUND
+                )
+                trial_value, trial_nu, trial_jac = self.evaluate(trial)
+                if trial_value <= value:
+                    break
+                step *= 0.5
+            else:
+                break
+            theta, value, nu, jac = trial, trial_value, trial_nu, trial_jac
+        return value, theta
+
+
+def fast_discovery_significance(model: WindowModel) -> DiscoveryResult:
+    """q0 discovery test of the pyhf likelihood, minimised directly in numpy (asymptotic)."""
+    likelihood = _Likelihood(model)
+    start = np.zeros(1 + likelihood.n_alpha + likelihood.stat_bins.size)
+    nll_null, theta_null = likelihood.minimise(start, free_mu=False)
+    theta_free = theta_null.copy()
+    theta_free[0] = (likelihood.n.sum() - likelihood.b.sum()) / likelihood.s.sum()
+    if not np.isfinite(likelihood.evaluate(theta_free)[0]):
+        theta_free[0] = 0.0
+    nll_free, theta_free = likelihood.minimise(theta_free, free_mu=True)
+    t0 = max(2.0 * (nll_null - nll_free), 0.0)
+    signed = float(np.copysign(np.sqrt(t0), theta_free[0]))
+    return _result(signed, float(theta_free[0]), model, "fast-asymptotics")
+
+
+def _mu_hat_and_sigma(model: WindowModel) -> tuple[float, float]:
+    """Best-fit mu and its profiled uncertainty from the inverse Hessian (fast likelihood)."""
+    likelihood = _Likelihood(model)
+    start = np.zeros(1 + likelihood.n_alpha + likelihood.stat_bins.size)
+    _, theta = likelihood.minimise(start, free_mu=True)
+    _, nu, jac = likelihood.evaluate(theta)
+    hess = (jac * (likelihood.n / nu**2)[:, None]).T @ jac
+    hess[1:, 1:] += np.eye(theta.size - 1)
+    return float(theta[0]), float(np.sqrt(np.linalg.inv(hess)[0, 0]))
+
+
+def upper_limit(model: WindowModel, level: float = 0.05) -> UpperLimitResult:
+    """CLs upper limit (qtilde, asymptotic) on the signal yield via pyhf's upper_limit."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    mu_hat, sigma = _mu_hat_and_sigma(model)
+    # Observed and expected (+2 sigma) limits lie within a few sigma of max(mu_hat, 0); a tight
+    # bracket saves pyhf's root finder most of its hypothesis tests.
+    bracket_top = min(model.poi_bounds[1], max(mu_hat, 0.0) + 8.0 * sigma)
+    with quiet_pyhf():
+        try:
+            observed, expected = _pyhf_limit(model, bracket_top, level)
+        except ValueError:
+            observed, expected = _pyhf_limit(model, model.poi_bounds[1], level)
+    scale = model.signal_reference_yield
+    return UpperLimitResult(
+        observed=float(observed) * scale,
+        expected=tuple(float(e) * scale for e in expected),
+        mu_observed=float(observed),
+        level=level,
+    )
+
+
+def _pyhf_limit(model: WindowModel, top: float, level: float):
+    pdf = model.model(poi_bounds=(0.0, top))
+    return pyhf.infer.intervals.upper_limits.upper_limit(
+        model.data(pdf), pdf, scan=None, level=level, rtol=1e-3
+    )

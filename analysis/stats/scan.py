@@ -1,0 +1,364 @@
+"""Window x selection-efficiency scans: local significance maps and a sculpting check."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from analysis.stats.dijet import SQRT_S, fit_dijet, fixed_width_edges
+from analysis.stats.inference import discovery_significance, fast_discovery_significance
+from analysis.stats.models import build_window_model, window_bounds
+
+__all__ = [
+    "EFFICIENCIES",
+    "ScanConfig",
+    "ScanResult",
+    "SculptingResult",
+    "SelectedSpectra",
+    "efficiency_flatness",
+    "scan",
+    "scan_spectra",
+    "sculpting_check",
+    "select_spectra",
+]
+
+EFFICIENCIES = (1.0, 0.1, 0.01, 0.002)
+METHODS = ("fast", "pyhf")
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How each cell is analysed: dijet order, signal resolution, q0 method ("fast" or "pyhf").
+
+    `efficiencies` are what `scan` selects; `scan_spectra` uses those of its spectra.
+    """
+
+    efficiencies: tuple[float, ...] = EFFICIENCIES
+    n_params: int = 4
+    resolution: float = 0.05
+    sqrt_s: float = SQRT_S
+    method: str = "fast"
+    sculpting_alpha: float = 1e-3
+
+
+@dataclass(frozen=True)
+class SculptingResult:
+    """Flatness test of the selection efficiency versus mjj (chi2 against a constant)."""
+
+    efficiency: np.ndarray
+    efficiency_error: np.ndarray
+    mean_efficiency: float
+    chi2: float
+    ndof: int
+    p_value: float
+    sculpted: bool
+
+
+def _groups(inclusive: np.ndarray, eps: float, minimum: float = 5.0) -> np.ndarray:
+    """Group labels merging neighbouring bins until >= `minimum` expected passing and failing."""
+    labels, group, total = np.zeros(inclusive.size, int), 0, 0.0
+    for i, n in enumerate(inclusive):
+        labels[i] = group
+        total += n
+        if min(total * eps, total * (1 - eps)) >= minimum:
+            group, total = group + 1, 0.0
+    if total > 0 and group > 0:
+        labels[labels == group] = group - 1  # an underfilled tail joins the previous group
+    return labels
+
+
+def efficiency_flatness(
+    selected: np.ndarray,
+    inclusive: np.ndarray,
+    use: np.ndarray | None = None,
+    alpha: float = 1e-3,
+) -> SculptingResult:
+    """Chi2 test that selected/inclusive counts are flat in mjj over the bins in `use`."""
+    selected = np.asarray(selected, dtype=float)
+    inclusive = np.asarray(inclusive, dtype=float)
+    if selected.shape != inclusive.shape or selected.ndim != 1:
+        raise ValueError(
+            f"selected and inclusive must be 1-D, same shape: {selected.shape}, {inclusive.shape}"
+        )
+    for name, values in (("selected", selected), ("inclusive", inclusive)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"{name} counts contain {int(np.sum(~np.isfinite(values)))} NaN/inf bins"
+            )
+    if np.any(selected > inclusive) or np.any(selected < 0):
+        raise ValueError("selected counts must lie between 0 and the inclusive counts in every bin")
+    use = (np.ones(selected.size, bool) if use is None else np.asarray(use, bool)) & (inclusive > 0)
+    if not use.any():
+        raise ValueError("no non-empty bins to test the efficiency flatness")
+    efficiency = np.divide(
+        selected, inclusive, out=np.full(selected.size, np.nan), where=inclusive > 0
+    )
+    eps = selected[use].sum() / inclusive[use].sum()
+    error = np.sqrt(eps * (1 - eps) / np.where(inclusive > 0, inclusive, np.nan))
+    labels = _groups(inclusive[use], eps)
+    k = np.bincount(labels, selected[use])
+    n = np.bincount(labels, inclusive[use])
+    ndof = k.size - 1
+    if ndof < 1 or eps in (0.0, 1.0):
+        chi2, p_value = 0.0, 1.0
+    else:
+        chi2 = float(np.sum((k - eps * n) ** 2 / (n * eps * (1 - eps))))
+        p_value = float(stats.chi2.sf(chi2, ndof))
+    return SculptingResult(efficiency, error, float(eps), chi2, ndof, p_value, p_value < alpha)
+
+
+def sculpting_check(
+    mjj: np.ndarray, scores: np.ndarray, edges: np.ndarray, efficiency: float, alpha: float = 1e-3
+) -> SculptingResult:
+    """Cut background-like events at the global `efficiency` quantile of `scores`; test flatness."""
+    mjj, scores = _finite_events(mjj, np.asarray(scores, dtype=float)[None])
+    inclusive, _ = np.histogram(mjj, bins=edges)
+    threshold = np.quantile(scores[0], 1.0 - efficiency)
+    selected, _ = np.histogram(mjj[scores[0] > threshold], bins=edges)
+    return efficiency_flatness(selected, inclusive, alpha=alpha)
+
+
+@dataclass(frozen=True, eq=False)
+class SelectedSpectra:
+    """Inclusive and selected mjj histograms: counts[window, efficiency, bin]."""
+
+    edges: np.ndarray
+    windows: np.ndarray
+    efficiencies: np.ndarray
+    inclusive: np.ndarray
+    counts: np.ndarray
+    thresholds: np.ndarray
+
+
+def _window_table(windows: Sequence[Any], edges: np.ndarray) -> np.ndarray:
+    """(n_windows, 4): sr_low, sr_high and the fit range (sb_low/sb_high, else all bins)."""
+    if len(windows) == 0:
+        raise ValueError("no windows given")
+    rows = []
+    for window in windows:
+        low, high = window_bounds(window)
+        fit_low = float(getattr(window, "sb_low", edges[0]))
+        fit_high = float(getattr(window, "sb_high", edges[-1]))
+        if not edges[0] <= low < high <= edges[-1]:
+            raise ValueError(
+                f"window [{low}, {high}] lies outside the binning [{edges[0]}, {edges[-1]}]"
+            )
+        rows.append((low, high, fit_low, fit_high))
+    return np.asarray(rows)
+
+
+def _finite_events(mjj: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mjj = np.asarray(mjj, dtype=float)
+    if mjj.ndim != 1 or scores.shape[-1] != mjj.size:
+        raise ValueError(f"scores {scores.shape} must end with the number of events {mjj.shape}")
+    bad_mjj = ~np.isfinite(mjj)
+    bad_scores = ~np.all(np.isfinite(scores), axis=0)
+    if bad_mjj.any() or bad_scores.any():
+        raise ValueError(
+            f"{int(bad_mjj.sum())} events have NaN/inf mjj, {int(bad_scores.sum())} NaN/inf scores"
+        )
+    return mjj, scores
+
+
+def select_spectra(
+    mjj: np.ndarray,
+    scores: np.ndarray | Sequence[np.ndarray],
+    windows: Sequence[Any],
+    edges: np.ndarray,
+    efficiencies: Sequence[float] = EFFICIENCIES,
+) -> SelectedSpectra:
+    """Histogram the events passing each window's score threshold at each efficiency.
+
+    `scores` is one array for all windows or one array per window (each window's own
+    detector). The threshold keeps the top `efficiency` fraction of the window's
+    signal-region events and is then applied to the whole spectrum.
+    """
+    edges = np.asarray(edges, dtype=float)
+    table = _window_table(windows, edges)
+    scores = np.asarray(scores, dtype=float)
+    scores = np.broadcast_to(scores, (len(table), scores.shape[-1])) if scores.ndim == 1 else scores
+    if scores.shape[0] != len(table):
+        raise ValueError(f"got scores for {scores.shape[0]} windows but {len(table)} windows")
+    mjj, scores = _finite_events(mjj, scores)
+    effs = np.asarray(efficiencies, dtype=float)
+    if np.any((effs <= 0) | (effs > 1)):
+        raise ValueError(f"efficiencies must lie in (0, 1], got {effs}")
+    inclusive, _ = np.histogram(mjj, bins=edges)
+    counts = np.zeros((len(table), effs.size, edges.size - 1))
+    thresholds = np.full((len(table), effs.size), -np.inf)
+    for w, (low, high, _, _) in enumerate(table):
+        sr_scores = scores[w, (mjj >= low) & (mjj < high)]
+        too_few = effs * sr_scores.size < 1
+        if too_few.any():
+            raise ValueError(
+                f"window [{low}, {high}]: efficiency {effs[too_few].min()} selects less than one "
+                f"of its {sr_scores.size} signal-region events"
+            )
+        for e, eff in enumerate(effs):
+            if eff < 1.0:
+                thresholds[w, e] = np.quantile(sr_scores, 1.0 - eff)
+            counts[w, e], _ = np.histogram(mjj[scores[w] > thresholds[w, e]], bins=edges)
+    return SelectedSpectra(edges, table, effs, inclusive.astype(float), counts, thresholds)
+
+
+@dataclass(frozen=True, eq=False)
+class ScanResult:
+    """Local significance map, arrays shaped (n_windows, n_efficiencies); NaN where a fit failed."""
+
+    windows: np.ndarray
+    efficiencies: np.ndarray
+    thresholds: np.ndarray
+    p_values: np.ndarray
+    significances: np.ndarray
+    signed_significances: np.ndarray
+    signal_yields: np.ndarray
+    observed_sr: np.ndarray
+    background_sr: np.ndarray
+    fit_valid: np.ndarray
+    sculpting_p_values: np.ndarray
+    sculpted: np.ndarray
+    config: ScanConfig
+    fit_seconds: float
+
+    @property
+    def max_significance(self) -> float:
+        """Largest local significance over valid cells (NaN if every fit failed)."""
+        valid = self.significances[self.fit_valid]
+        return float(valid.max()) if valid.size else float("nan")
+
+    @property
+    def best(self) -> tuple[int, int]:
+        """(window index, efficiency index) of the largest local significance."""
+        masked = np.where(self.fit_valid, self.significances, -np.inf)
+        return tuple(int(i) for i in np.unravel_index(np.argmax(masked), masked.shape))
+
+    @property
+    def failed_fraction(self) -> float:
+        """Fraction of cells whose background fit failed."""
+        return float(1.0 - self.fit_valid.mean())
+
+    def to_dict(self) -> dict:
+        """JSON-compatible summary (non-finite numbers become None)."""
+
+        def clean(values: np.ndarray) -> list:
+            return [[float(v) if np.isfinite(v) else None for v in row] for row in values]
+
+        return {
+            "config": dataclasses.asdict(self.config),
+            "windows": self.windows[:, :2].tolist(),
+            "efficiencies": self.efficiencies.tolist(),
+            "thresholds": clean(self.thresholds),
+            "p_values": clean(self.p_values),
+            "significances": clean(self.significances),
+            "signed_significances": clean(self.signed_significances),
+            "signal_yields": clean(self.signal_yields),
+            "observed_sr": clean(self.observed_sr),
+            "background_sr": clean(self.background_sr),
+            "fit_valid": self.fit_valid.tolist(),
+            "sculpting_p_values": clean(self.sculpting_p_values),
+            "sculpted": self.sculpted.tolist(),
+            "max_significance": self.max_significance,
+            "best": {"window": self.best[0], "efficiency": self.best[1]},
+            "failed_fraction": self.failed_fraction,
+        }
+
+
+def _cell(counts, edges, row, config) -> tuple[Any, float]:
+    """Fit, model and test one cell -> ((DiscoveryResult, background) or None, fit seconds)."""
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    in_sr = (centres >= row[0]) & (centres < row[1])
+    fit_bins = ~in_sr & (centres >= row[2]) & (centres < row[3])
+    try:
+        fit = fit_dijet(counts, edges, fit_bins, config.n_params, config.sqrt_s)
+    except ValueError:
+        return None, 0.0
+    if not fit.valid:
+        return None, fit.seconds
+    try:
+        model = build_window_model(counts, edges, row[:2], fit, resolution=config.resolution)
+    except ValueError:
+        return None, fit.seconds
+    test = fast_discovery_significance if config.method == "fast" else discovery_significance
+    return (test(model), model.background.sum()), fit.seconds
+
+
+def scan_spectra(
+    spectra: SelectedSpectra, config: ScanConfig | None = None, check_sculpting: bool = False
+) -> ScanResult:
+    """Fit and test every (window, efficiency) cell of `spectra`.
+
+    With `check_sculpting`, each cell also tests that selected/inclusive is flat over the
+    window's sidebands. A real signal leaking into the sidebands fails that test too, so it
+    is meant for background-like references (simulation, generated samples).
+    """
+    config = ScanConfig() if config is None else config
+    if config.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
+    shape = spectra.counts.shape[:2]
+    out = {k: np.full(shape, np.nan) for k in ("p", "z", "signed", "yield", "obs", "bkg", "sculpt")}
+    valid = np.zeros(shape, bool)
+    sculpted = np.zeros(shape, bool)
+    seconds = 0.0
+    centres = 0.5 * (spectra.edges[1:] + spectra.edges[:-1])
+    for w, row in enumerate(spectra.windows):
+        sideband = ~((centres >= row[0]) & (centres < row[1]))
+        for e in range(shape[1]):
+            counts = spectra.counts[w, e]
+            outcome, fit_seconds = _cell(counts, spectra.edges, row, config)
+            seconds += fit_seconds
+            out["obs"][w, e] = counts[~sideband].sum()
+            if outcome is not None:
+                result, background = outcome
+                valid[w, e] = True
+                out["p"][w, e], out["z"][w, e] = result.p_value, result.significance
+                out["signed"][w, e], out["yield"][w, e] = (
+                    result.signed_significance,
+                    result.signal_yield,
+                )
+                out["bkg"][w, e] = background
+            if check_sculpting:
+                flat = efficiency_flatness(
+                    counts, spectra.inclusive, sideband, config.sculpting_alpha
+                )
+                out["sculpt"][w, e], sculpted[w, e] = flat.p_value, flat.sculpted
+    return ScanResult(
+        windows=spectra.windows,
+        efficiencies=spectra.efficiencies,
+        thresholds=spectra.thresholds,
+        p_values=out["p"],
+        significances=out["z"],
+        signed_significances=out["signed"],
+        signal_yields=out["yield"],
+        observed_sr=out["obs"],
+        background_sr=out["bkg"],
+        fit_valid=valid,
+        sculpting_p_values=out["sculpt"],
+        sculpted=sculpted,
+        config=config,
+        fit_seconds=seconds,
+    )
+
+
+def scan(
+    mjj: np.ndarray,
+    scores: np.ndarray | Sequence[np.ndarray],
+    windows: Sequence[Any],
+    edges: np.ndarray | None = None,
+    config: ScanConfig | None = None,
+    check_sculpting: bool = False,
+) -> ScanResult:
+    """Select, fit and test every window x efficiency (default bins: 0.1 TeV over the data)."""
+    config = ScanConfig() if config is None else config
+    if edges is None:
+        finite = np.asarray(mjj, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        if finite.size == 0:
+            raise ValueError("no finite mjj values")
+        edges = fixed_width_edges(finite.min(), finite.max())
+    spectra = select_spectra(mjj, scores, windows, edges, config.efficiencies)
+    return scan_spectra(spectra, config, check_sculpting)

@@ -1,0 +1,159 @@
+"""Benchmark: 20 windows x 4 efficiencies scan with 1000 look-elsewhere pseudo-experiments.
+
+Synthetic dijet spectrum (LHCO-like dijet shape) with toy scores independent of mjj, plus an
+optional injected Gaussian bump with high scores. Writes benchmarks/results/scan_lee.json.
+Target: under 5 minutes on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from analysis.executor import InProcessExecutor, ProcessPoolExecutor
+from analysis.stats import (
+    ScanConfig,
+    build_window_model,
+    discovery_significance,
+    fast_discovery_significance,
+    fit_dijet,
+    fixed_width_edges,
+    look_elsewhere,
+    sample_dijet,
+    scan_spectra,
+    select_spectra,
+    signal_region_bins,
+)
+
+SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
+RESULTS = Path(__file__).resolve().parent / "results" / "scan_lee.json"
+
+
+def synthetic_events(n_events: int, n_signal: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dijet background with uniform scores, plus a 3.5 TeV bump (sigma 0.1 TeV) scoring > 0.99."""
+    rng = np.random.default_rng(seed)
+    mjj = sample_dijet(n_events, SHAPE, 2.6, 6.0, rng)
+    scores = rng.random(n_events)
+    signal_mjj = rng.normal(3.5, 0.1, n_signal)
+    signal_scores = 1.0 - 0.01 * rng.random(n_signal)
+    return np.r_[mjj, signal_mjj], np.r_[scores, signal_scores]
+
+
+def pyhf_versus_fast(spectra, config: ScanConfig, cell: tuple[int, int]) -> dict:
+    """Time one q0 test of the best cell through pyhf and through the fast path."""
+    w, e = cell
+    counts, window = spectra.counts[w, e], spectra.windows[w, :2]
+    fit = fit_dijet(
+        counts, spectra.edges, ~signal_region_bins(spectra.edges, window), config.n_params
+    )
+    model = build_window_model(counts, spectra.edges, window, fit, resolution=config.resolution)
+    timings = {}
+    for name, test in (("pyhf", discovery_significance), ("fast", fast_discovery_significance)):
+        start = time.perf_counter()
+        result = test(model)
+        timings[name] = {
+            "seconds": time.perf_counter() - start,
+            "significance": result.significance,
+        }
+    return timings
+
+
+def write_atomically(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as stream:
+        json.dump(payload, stream, indent=1)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--n-signal", type=int, default=100)
+    parser.add_argument("--n-pseudo", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    load_start = os.getloadavg()
+    start = time.perf_counter()
+    edges = fixed_width_edges(2.6, 6.0, 0.1)
+    windows = [(round(c - 0.2, 2), round(c + 0.2, 2)) for c in 3.0 + 0.1 * np.arange(20)]
+    config = ScanConfig(efficiencies=(1.0, 0.1, 0.01, 0.002), n_params=4, resolution=0.1 / 3.5)
+    mjj, scores = synthetic_events(args.events, args.n_signal, args.seed)
+    spectra = select_spectra(mjj, scores, windows, edges, config.efficiencies)
+    select_seconds = time.perf_counter() - start
+
+    scan_start = time.perf_counter()
+    observed = scan_spectra(spectra, config)
+    scan_seconds = time.perf_counter() - scan_start
+
+    executor = ProcessPoolExecutor(args.workers) if args.workers > 1 else InProcessExecutor()
+    lee_start = time.perf_counter()
+    lee = look_elsewhere(
+        spectra, config, args.n_pseudo, executor, random_state=args.seed, observed=observed
+    )
+    lee_seconds = time.perf_counter() - lee_start
+    wall = time.perf_counter() - start
+    n_cells = observed.fit_valid.size
+    payload = {
+        "benchmark": "scan_lee",
+        "setup": {
+            "events": args.events,
+            "injected_signal": args.n_signal,
+            "windows": len(windows),
+            "efficiencies": list(config.efficiencies),
+            "bins": int(edges.size - 1),
+            "n_params": config.n_params,
+            "method": config.method,
+            "n_pseudo": args.n_pseudo,
+            "workers": args.workers,
+            "cpu_count": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": os.getloadavg(),
+        },
+        "wall_seconds": wall,
+        "select_seconds": select_seconds,
+        "observed_scan_seconds": scan_seconds,
+        "lee_seconds": lee_seconds,
+        "fits": lee.n_fits,
+        "per_fit_seconds": lee.fit_seconds / lee.n_fits,
+        "per_cell_seconds": lee_seconds * args.workers / lee.n_fits,
+        "lee_cpu_seconds": lee.cpu_seconds,
+        "lee_cpu_seconds_per_cell": lee.cpu_seconds / lee.n_fits,
+        # What the pseudo-experiments would take with the workers' cores to themselves.
+        "lee_wall_seconds_if_uncontended": lee.cpu_seconds / args.workers,
+        "failed_fit_fraction": lee.failed_fit_fraction,
+        "observed_failed_fraction": observed.failed_fraction,
+        "observed_max_local_significance": observed.max_significance,
+        "observed_best_window": list(observed.windows[observed.best[0], :2]),
+        "observed_best_efficiency": float(observed.efficiencies[observed.best[1]]),
+        "cells": n_cells,
+        "look_elsewhere": lee.to_dict(),
+        "pseudo_max_significance_quantiles": dict(
+            zip(
+                ("50%", "90%", "99%"),
+                np.nanquantile(lee.max_significances, [0.5, 0.9, 0.99]).tolist(),
+                strict=True,
+            )
+        ),
+        "q0_timing_best_cell": pyhf_versus_fast(spectra, config, observed.best),
+    }
+    write_atomically(payload, args.output)
+    print(
+        json.dumps(
+            {k: payload[k] for k in ("wall_seconds", "per_fit_seconds", "failed_fit_fraction")}
+        )
+    )
+    print(json.dumps(payload["look_elsewhere"]))
+
+
+if __name__ == "__main__":
+    main()

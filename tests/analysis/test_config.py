@@ -1,0 +1,66 @@
+"""The search configuration: defaults, validation messages, the example file, fingerprints."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from analysis.config import ConfigError, SearchConfig, example_yaml, load_config
+
+
+def test_default_config_is_valid_and_complete():
+    config = load_config()
+    assert config.data.source == "toy"
+    assert [m.name for m in config.methods] == ["cathode", "cwola"]
+    assert config.stats.efficiencies == [1.0, 0.1, 0.01, 0.002]
+
+
+def test_example_yaml_round_trips_to_the_defaults(tmp_path):
+    path = tmp_path / "example.yaml"
+    path.write_text(example_yaml())
+    assert load_config(path) == SearchConfig()
+    assert "# selection efficiencies" in example_yaml()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"statz": {}}, r"statz: unknown key"),
+        (
+            {"stats": {"efficiencies": [0.1, 1.5]}},
+            r"stats.efficiencies: efficiencies must lie in \(0, 1\], got \[1.5\]",
+        ),
+        ({"stats": {"n_params": 7}}, r"stats.n_params: must be one of 3, 4 or 5"),
+        ({"stats": {"bin_width": "wide"}}, r"stats.bin_width: .*valid number"),
+        ({"methods": [{"name": "magic"}]}, r"methods.0.name: must be one of 'cathode', 'anode'"),
+        ({"windows": {"low": 2.0}}, r"windows \[2.0, 4.1\] TeV lie outside data.mjj_range"),
+        ({"windows": {"low": 4.0, "high": 3.5}}, r"windows.low \(4.0\) must be below"),
+        ({"data": {"source": "lhco"}}, r"data.paths must name at least one file"),
+        (
+            {"executor": {"kind": "slurm"}},
+            r"executor.kind: must be one of 'inprocess', 'processes' or 'dask'",
+        ),
+    ],
+)
+def test_bad_config_names_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(raw)
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    path = tmp_path / "list.yaml"
+    path.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(path)
+
+
+def test_fingerprint_tracks_results_not_outputs():
+    base = load_config()
+    assert (
+        load_config({"output": "elsewhere", "executor": {"kind": "dask"}}).fingerprint()
+        == base.fingerprint()
+    )
+    assert load_config({"seed": 1}).fingerprint() != base.fingerprint()
+    assert load_config({"stats": {"n_params": 3}}).fingerprint() != base.fingerprint()
