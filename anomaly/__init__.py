@@ -7,7 +7,7 @@ the average of its fold models (``score``).
 
 from anomaly.anode import ANODE
 from anomaly.autoencoder import Autoencoder
-from anomaly.base import AnomalyDetector, ClassifierDetector, ReferenceDetector, Window
+from anomaly.base import AnomalyDetector, ClassifierDetector, ReferenceDetector, WindowEvents
 from anomaly.cathode import CATHODE, FAST_MAF
 from anomaly.classifiers import CLASSIFIERS, HGBEnsemble, MLPEnsemble, make_classifier
 from anomaly.cwola import CWoLa
@@ -51,7 +51,7 @@ __all__ = [
     "OutOfFold",
     "ReferenceDetector",
     "Supervised",
-    "Window",
+    "WindowEvents",
     "fold_assignment",
     "make_classifier",
     "make_detector",

@@ -78,7 +78,8 @@ class DensityModel(BaseEstimator, abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.name is not None:
+        # Only a class that names itself registers: a user's subclass must not replace its parent.
+        if cls.__dict__.get("name") is not None:
             MODELS[cls.name] = cls
 
     def __init__(

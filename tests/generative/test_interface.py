@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generative import DensityModel, NotFittedError
+from generative import MAF, DensityModel, NotFittedError
+from generative import MODELS as REGISTRY
 from tests.generative.conftest import fast_model, registered_fast_models
 
 MODELS = registered_fast_models()
@@ -130,3 +131,11 @@ def test_bad_input_after_fit_is_named(fitted, conditional_data):
         fitted.sample(10)
     with pytest.raises(ValueError, match="context contains NaN"):
         fitted.sample(np.array([[np.nan]]))
+
+
+def test_a_subclass_does_not_replace_its_registered_parent():
+    class MyMAF(MAF):
+        """A user's subclass that does not name itself."""
+
+    assert REGISTRY["maf"] is MAF
+    assert MyMAF not in REGISTRY.values()

@@ -1,0 +1,343 @@
+"""The interface every anomaly detector shares, with honest out-of-fold scoring built in.
+
+A detector is configured in `__init__` and fitted on the events of one search window: features
+`X` (n, d), `mjj` (n,) in TeV and a boolean mask `in_sr` of the signal-region (SR) events; the
+others are the window's sidebands (SB). `fit` splits the SR events into `n_folds` folds and fits
+one model per fold on the other folds, so that `oof_scores_[i]`, the score of the i-th SR event,
+comes from a model that never saw that event. `score(X_new)` scores new events (a held-out test
+set) with the average of the fold models, and refuses events the detector was fitted on: their
+honest scores are the out-of-fold ones.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+
+from anomaly.classifiers import make_classifier
+from anomaly.kfold import MIN_EVENTS_PER_FOLD, FoldModel, fold_assignment, out_of_fold
+from generative.validation import check_array, check_is_fitted
+
+__all__ = [
+    "AnomalyDetector",
+    "ClassifierDetector",
+    "ClassifierFold",
+    "ReferenceDetector",
+    "WindowEvents",
+    "check_window",
+    "row_hashes",
+]
+
+
+#: `_outside_folds` codes: no fold model trained on the row / every fold model did
+UNSEEN, SEEN_BY_ALL = -1, -2
+
+
+class WindowEvents(NamedTuple):
+    """Validated events of one search window (SR and SB) plus the optional extras."""
+
+    X: np.ndarray
+    mjj: np.ndarray
+    in_sr: np.ndarray
+    background: np.ndarray | None
+    labels: np.ndarray | None
+
+    @property
+    def X_sr(self) -> np.ndarray:
+        """Features of the signal-region events, in input order."""
+        return self.X[self.in_sr]
+
+    @property
+    def mjj_sr(self) -> np.ndarray:
+        """mjj of the signal-region events, in input order."""
+        return self.mjj[self.in_sr]
+
+
+def check_window(
+    X: Any, mjj: Any, in_sr: Any, background: Any = None, labels: Any = None
+) -> WindowEvents:
+    """Validate a window's arrays (shapes, finiteness, non-empty SR) or raise naming the problem."""
+    X = check_array(X, "X")
+    n = X.shape[0]
+    mjj_arr = np.asarray(mjj, dtype=np.float64)
+    if mjj_arr.shape != (n,):
+        raise ValueError(f"mjj must have shape ({n},), one value per row of X, got {mjj_arr.shape}")
+    check_array(mjj_arr, "mjj")
+    in_sr_arr = np.asarray(in_sr)
+    if in_sr_arr.shape != (n,):
+        raise ValueError(
+            f"in_sr must have shape ({n},), one flag per row of X, got {in_sr_arr.shape}"
+        )
+    if in_sr_arr.dtype != bool:
+        raise TypeError(f"in_sr must be a boolean mask, got dtype {in_sr_arr.dtype}")
+    if not in_sr_arr.any():
+        raise ValueError(f"the signal region is empty: no event of {n} has in_sr set")
+    bg = None
+    if background is not None:
+        bg = check_array(background, "background", n_features=X.shape[1])
+    lab = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), one per row of X, got {lab.shape}")
+        if not np.isin(lab, (0, 1)).all():
+            raise ValueError("labels must be 0 (background) or 1 (signal)")
+        lab = lab.astype(np.int64)
+    return WindowEvents(X, mjj_arr, in_sr_arr, bg, lab)
+
+
+def row_hashes(X: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every row's exact values, to recognise events seen in training."""
+    return pd.util.hash_pandas_object(pd.DataFrame(X), index=False).to_numpy()
+
+
+class AnomalyDetector(BaseEstimator, abc.ABC):
+    """Base of all detectors: validation, seeding, k-fold out-of-fold scoring, `score`.
+
+    Fitted attributes: `oof_scores_` (one score per SR event, in input order; higher = more
+    anomalous), `sr_indices_` (row of each SR event in the arrays given to `fit`), `folds_` (an
+    `OutOfFold` record: each SR event's fold; `folds_.train_indices(k)` are the SR events fold
+    model k trained on), `fold_models_` (the fitted fold scorers), `window_scores_` (a score for
+    every row given to `fit`: SR rows out-of-fold, sideband rows by the fold model that did not
+    train on them or by the fold average when none did) and `window_honest_` (False for the rows
+    every model saw in training, e.g. the sidebands of a sideband density model; their scores are
+    biased and a bump hunt should not rely on them).
+    """
+
+    #: whether `score` needs the events' mjj (density-based detectors)
+    needs_mjj: bool = False
+    #: whether the fold models train on SR events; if not, one model serves every fold
+    trains_on_sr: bool = True
+    #: which of fit's optional inputs the method uses; passing another one is an error
+    uses_background: bool = False
+    uses_labels: bool = False
+
+    def __init__(self, *, n_folds: int = 5, random_state: int | None = None) -> None:
+        self.n_folds = n_folds
+        self.random_state = random_state
+
+    # -- what subclasses provide ------------------------------------------------------------------
+    def _prepare(self, window: WindowEvents, seed: np.random.SeedSequence) -> None:
+        """Learn what all folds share from data they will never score (e.g. a sideband model)."""
+
+    @abc.abstractmethod
+    def _fit_fold(
+        self, window: WindowEvents, train: np.ndarray, fold: int, seed: np.random.SeedSequence
+    ) -> FoldModel:
+        """Fit a fold model on the SR events `train` (indices into the SR events) only."""
+
+    def _outside_folds(self, window: WindowEvents) -> np.ndarray:
+        """For each sideband row: the fold model that never trained on it, or UNSEEN/SEEN_BY_ALL."""
+        return np.full(int((~window.in_sr).sum()), UNSEEN)
+
+    def _stratify(self, window: WindowEvents) -> np.ndarray | None:
+        """Labels of the SR events to stratify the folds by (None: plain shuffled folds)."""
+        return None
+
+    # -- public API -----------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Any,
+        mjj: Any,
+        in_sr: Any,
+        *,
+        background: Any = None,
+        labels: Any = None,
+    ) -> AnomalyDetector:
+        """Fit on one window and score every SR event out-of-fold into `oof_scores_`."""
+        name = type(self).__name__
+        if background is not None and not self.uses_background:
+            raise ValueError(f"{name} does not use a background sample; do not pass background=")
+        if labels is not None and not self.uses_labels:
+            raise ValueError(f"{name} does not use truth labels; do not pass labels=")
+        window = check_window(X, mjj, in_sr, background, labels)
+        prepare_seed, split_seed, fold_seed = np.random.SeedSequence(self.random_state).spawn(3)
+        fold = fold_assignment(
+            int(window.in_sr.sum()), self.n_folds, split_seed, self._stratify(window)
+        )
+        self._prepare(window, prepare_seed)
+        fold_seeds = fold_seed.spawn(self.n_folds)
+        shared: list[FoldModel] = []
+
+        def fit_fold(train: np.ndarray, k: int) -> FoldModel:
+            if self.trains_on_sr:
+                return self._fit_fold(window, train, k, fold_seeds[k])
+            # The model never sees SR events, so one fit is out-of-fold for every event.
+            if not shared:
+                shared.append(self._fit_fold(window, train[:0], k, fold_seeds[0]))
+            return shared[0]
+
+        mjj_sr = window.mjj_sr if self.needs_mjj else None
+        self.folds_, self.fold_models_ = out_of_fold(window.X_sr, mjj_sr, fold, fit_fold)
+        self.oof_scores_ = self.folds_.scores
+        self.sr_indices_ = np.flatnonzero(window.in_sr)
+        self.window_scores_, self.window_honest_ = self._window_scores(window)
+        seen = [window.X] if window.background is None else [window.X, window.background]
+        self.seen_hashes_ = np.unique(np.concatenate([row_hashes(a) for a in seen]))
+        self.n_features_in_ = window.X.shape[1]
+        return self
+
+    def _window_scores(self, window: WindowEvents) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.empty(len(window.X))
+        scores[window.in_sr] = self.oof_scores_
+        honest = np.ones(len(window.X), dtype=bool)
+        outside = np.flatnonzero(~window.in_sr)
+        folds = self._outside_folds(window)
+        mjj = window.mjj if self.needs_mjj else None
+        honest[outside[folds == SEEN_BY_ALL]] = False
+        for k in np.unique(folds):
+            rows = outside[folds == k]
+            X, m = window.X[rows], None if mjj is None else mjj[rows]
+            scores[rows] = self._average(X, m) if k < 0 else self.fold_models_[k](X, m)
+        return scores, honest
+
+    def _average(self, X: np.ndarray, mjj: np.ndarray | None) -> np.ndarray:
+        models = {id(m): m for m in self.fold_models_}.values()
+        return np.mean([m(X, mjj) for m in models], axis=0)
+
+    def score(self, X: Any, mjj: Any = None, *, fold: Any = None) -> np.ndarray:
+        """Score new events (higher = more anomalous) with the average of the fold models.
+
+        `fold` (an int, or one fold id per event) scores with that single fold model instead:
+        use it when comparing with `oof_scores_`, which come from single fold models; an average
+        of models is a smoother function whose scores do not rank like a single model's. Events
+        the detector was fitted on (any row of the window or of the background sample) are
+        refused: at least one fold model trained on each of them; use `oof_scores_`.
+        """
+        check_is_fitted(self, ("fold_models_",))
+        X = check_array(X, "X", n_features=self.n_features_in_, allow_empty=True)
+        if self.needs_mjj:
+            if mjj is None:
+                raise ValueError(f"{type(self).__name__} needs the events' mjj to score them")
+            mjj = np.asarray(mjj, dtype=np.float64)
+            if mjj.shape != (X.shape[0],):
+                raise ValueError(f"mjj must have shape ({X.shape[0]},), got {mjj.shape}")
+            check_array(mjj, "mjj", allow_empty=True)
+        seen = np.isin(row_hashes(X), self.seen_hashes_)
+        if seen.any():
+            raise ValueError(
+                f"{int(seen.sum())} of {X.shape[0]} events were used to fit this detector; "
+                "their honest scores are the out-of-fold ones in oof_scores_"
+            )
+        if fold is None:
+            return self._average(X, mjj)
+        fold = np.broadcast_to(np.asarray(fold), (X.shape[0],))
+        if not np.isin(fold, np.arange(len(self.fold_models_))).all():
+            raise ValueError(f"fold must hold fold ids 0..{len(self.fold_models_) - 1}")
+        out = np.empty(X.shape[0])
+        for k in np.unique(fold):
+            rows = fold == k
+            out[rows] = self.fold_models_[k](X[rows], None if mjj is None else mjj[rows])
+        return out
+
+
+def seed_int(seed: np.random.SeedSequence) -> int:
+    """A 31-bit integer seed for libraries that take `random_state=int`."""
+    return int(seed.generate_state(1)[0] >> 1)
+
+
+@dataclass(frozen=True)
+class ClassifierFold:
+    """A fold model that scores events by a fitted classifier's class-1 probability."""
+
+    classifier: Any
+
+    def __call__(self, X: np.ndarray, mjj: np.ndarray | None = None) -> np.ndarray:
+        """Probability that each event belongs to class 1 (SR data or signal)."""
+        return self.classifier.predict_proba(X)[:, 1]
+
+
+class ClassifierDetector(AnomalyDetector):
+    """A detector whose fold models are classifiers; the back-end is a name or an estimator.
+
+    `classifier` is 'hgb' or 'mlp' (see `anomaly.classifiers`) with `classifier_params`, or an
+    unfitted estimator with `fit(X, y)` and `predict_proba(X)`, cloned for every fold.
+    """
+
+    def __init__(
+        self,
+        *,
+        classifier: str | Any = "hgb",
+        classifier_params: dict[str, Any] | None = None,
+        n_folds: int = 5,
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(n_folds=n_folds, random_state=random_state)
+        self.classifier = classifier
+        self.classifier_params = classifier_params
+
+    @abc.abstractmethod
+    def _training_set(
+        self, window: WindowEvents, train: np.ndarray, fold: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Features and 0/1 labels a fold classifier learns from (SR events `train` only)."""
+
+    def _make_classifier(self, seed: np.random.SeedSequence) -> Any:
+        if isinstance(self.classifier, str):
+            return make_classifier(
+                self.classifier, **(self.classifier_params or {}), random_state=seed_int(seed)
+            )
+        if self.classifier_params:
+            raise ValueError("classifier_params apply to a classifier given by name only")
+        estimator = clone(self.classifier)
+        if "random_state" in estimator.get_params():
+            estimator.set_params(random_state=seed_int(seed))
+        return estimator
+
+    def _fit_fold(
+        self, window: WindowEvents, train: np.ndarray, fold: int, seed: np.random.SeedSequence
+    ) -> FoldModel:
+        X, y = self._training_set(window, train, fold)
+        return ClassifierFold(self._make_classifier(seed).fit(X, y))
+
+
+class ReferenceDetector(ClassifierDetector):
+    """Weak supervision: SR data (class 1) against a reference sample of background (class 0).
+
+    The reference (sidebands, a sampled template or a simulated background) is split into the
+    same number of folds at random; fold model k trains on the SR data and the reference outside
+    fold k, so the class ratio of every fold equals that of the whole window.
+    """
+
+    @abc.abstractmethod
+    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> np.ndarray:
+        """Background-like events the SR data are compared with."""
+
+    def _reference_rows(self, window: WindowEvents) -> np.ndarray | None:
+        """Rows of the window the reference consists of, in order (None: not window rows)."""
+        return None
+
+    def _outside_folds(self, window: WindowEvents) -> np.ndarray:
+        folds = super()._outside_folds(window)
+        rows = self._reference_rows(window)
+        if rows is not None:
+            # Sideband rows in the reference are honest for the one fold model that left them out.
+            position = np.full(len(window.X), -1)
+            position[np.flatnonzero(~window.in_sr)] = np.arange(len(folds))
+            folds[position[rows]] = self.reference_fold_
+        return folds
+
+    def _prepare(self, window: WindowEvents, seed: np.random.SeedSequence) -> None:
+        ref_seed, split_seed = seed.spawn(2)
+        reference = self._reference(window, ref_seed)
+        if len(reference) < self.n_folds * MIN_EVENTS_PER_FOLD:
+            raise ValueError(
+                f"too few reference events for {self.n_folds} folds: {len(reference)}, need at "
+                f"least {self.n_folds * MIN_EVENTS_PER_FOLD}"
+            )
+        rng = np.random.default_rng(split_seed)
+        self.reference_fold_ = rng.permutation(len(reference)) % self.n_folds
+        self.reference_ = reference
+
+    def _training_set(
+        self, window: WindowEvents, train: np.ndarray, fold: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        data = window.X_sr[train]
+        reference = self.reference_[self.reference_fold_ != fold]
+        y = np.concatenate([np.ones(len(data)), np.zeros(len(reference))])
+        return np.concatenate([data, reference]), y
