@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
+    "CompareConfig",
     "ConfigError",
     "DataConfig",
     "ExecutorConfig",
@@ -128,6 +129,36 @@ class ExecutorConfig(_Strict):
     n_workers: int = Field(2, ge=1, description="workers of a process pool or LocalCluster")
 
 
+class CompareConfig(_Strict):
+    """Method comparison on labelled data: one signal region, several injections and seeds."""
+
+    methods: list[MethodConfig] = Field(
+        default_factory=lambda: [
+            MethodConfig(name=n) for n in ("cathode", "cwola", "idealized", "supervised")
+        ],
+        min_length=1,
+    )
+    injections: list[int] = Field(
+        default_factory=lambda: [1000], min_length=1, description="injected signal events"
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    signal_region: tuple[float, float] = Field((3.3, 3.7), description="SR in TeV")
+    sideband_width: float | None = Field(None, gt=0, description="TeV; null = all else")
+    n_test_background: int = Field(200_000, ge=100, description="toy test background events")
+    n_test_signal: int = Field(20_000, ge=10, description="toy test signal events")
+    lhco_directory: Path | None = Field(
+        None, description="folder of qcd_partNN.h5 + signal file (data.source lhco)"
+    )
+    min_background: int = Field(50, ge=1, description="floor of test background for max SIC")
+
+    @field_validator("injections")
+    @classmethod
+    def _non_negative(cls, values: list[int]) -> list[int]:
+        if any(v < 0 for v in values):
+            raise ValueError(f"injections must be non-negative, got {values}")
+        return values
+
+
 class SearchConfig(_Strict):
     """A whole search: data, windows, methods, statistics, execution, outputs."""
 
@@ -138,6 +169,7 @@ class SearchConfig(_Strict):
         min_length=1,
     )
     stats: StatsConfig = StatsConfig()
+    compare: CompareConfig = CompareConfig()
     executor: ExecutorConfig = ExecutorConfig()
     output: Path = Field(Path("resonance-search-results"), description="results folder")
     seed: int = Field(0, ge=0, description="master seed; every task gets its own child seed")
@@ -208,7 +240,7 @@ def _describe(value: BaseModel, cls: type[BaseModel], lines: list[str], indent: 
             lines.append(f"{pad}{name}:")
             _describe(item, type(item), lines, indent + 2)
         elif name == "methods":
-            lines.append(f"{pad}# one entry per detector: {', '.join(METHODS)}")
+            lines.append(f"{pad}# detectors, each with constructor options: {', '.join(METHODS)}")
             lines.append(f"{pad}{name}:")
             for method in item:
                 lines.append(f"{pad}  - name: {method.name}")

@@ -79,6 +79,16 @@ class Window:
         width = np.inf if self.sideband_width is None else self.sideband_width
         return self.sr_high, self.sr_high + width
 
+    @property
+    def sb_low(self) -> float:
+        """Lower edge of the window's lower sideband (TeV): where its background fit starts."""
+        return self.sb_low_edges[0]
+
+    @property
+    def sb_high(self) -> float:
+        """Upper edge of the window's upper sideband (TeV; inf when sidebands are all else)."""
+        return self.sb_high_edges[1]
+
     def sr_mask(self, mjj: np.ndarray | pd.Series) -> np.ndarray:
         """True for events in the signal region."""
         return _within(_as_mjj(mjj), self.sr_low, self.sr_high)

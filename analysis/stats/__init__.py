@@ -37,6 +37,7 @@ from analysis.stats.scan import (
     scan_spectra,
     sculpting_check,
     select_spectra,
+    window_fit,
 )
 from analysis.stats.template import TemplateBackground, template_background
 
@@ -76,4 +77,5 @@ __all__ = [
     "template_background",
     "upper_limit",
     "window_bounds",
+    "window_fit",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "scan_spectra",
     "sculpting_check",
     "select_spectra",
+    "window_fit",
 ]
 
 EFFICIENCIES = (1.0, 0.1, 0.01, 0.002)
@@ -268,13 +269,21 @@ class ScanResult:
         }
 
 
-def _cell(counts, edges, row, config) -> tuple[Any, float]:
-    """Fit, model and test one cell -> ((DiscoveryResult, background) or None, fit seconds)."""
+def window_fit(counts: np.ndarray, edges: np.ndarray, row: Sequence[float], config: ScanConfig):
+    """Background fit of one cell: the dijet function on the window's sidebands, SR masked.
+
+    `row` is (sr_low, sr_high, fit_low, fit_high) as in `SelectedSpectra.windows`.
+    """
     centres = 0.5 * (edges[1:] + edges[:-1])
     in_sr = (centres >= row[0]) & (centres < row[1])
     fit_bins = ~in_sr & (centres >= row[2]) & (centres < row[3])
+    return fit_dijet(counts, edges, fit_bins, config.n_params, config.sqrt_s)
+
+
+def _cell(counts, edges, row, config) -> tuple[Any, float]:
+    """Fit, model and test one cell -> ((DiscoveryResult, background) or None, fit seconds)."""
     try:
-        fit = fit_dijet(counts, edges, fit_bins, config.n_params, config.sqrt_s)
+        fit = window_fit(counts, edges, row, config)
     except ValueError:
         return None, 0.0
     if not fit.valid:

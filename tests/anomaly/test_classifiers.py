@@ -7,7 +7,14 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
-from anomaly.classifiers import HGBEnsemble, MLPEnsemble, balanced_weights, make_classifier
+from anomaly.classifiers import (
+    HGBEnsemble,
+    MLPEnsemble,
+    apply_bins,
+    balanced_weights,
+    make_classifier,
+    quantile_bin_edges,
+)
 
 FAST = {
     "mlp": {"epochs": 6, "n_best_epochs": 3, "batch_size": 256},
@@ -80,3 +87,16 @@ def test_errors():
         HGBEnsemble().fit(X, np.r_[np.zeros(9), 1])
     with pytest.raises(ValueError, match="n_best_epochs must be between 1 and epochs=3"):
         MLPEnsemble(epochs=3, n_best_epochs=5).fit(X, np.r_[np.zeros(5), np.ones(5)])
+
+
+def test_hgb_binning_is_monotone_and_bounded():
+    """Binned features keep every event's order within a feature and use at most 255 bins."""
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.exponential(size=5000), rng.integers(0, 3, 5000).astype(float)])
+    edges = quantile_bin_edges(X, rng)
+    binned = apply_bins(X, edges)
+    for j in range(X.shape[1]):
+        order = np.argsort(X[:, j], kind="stable")
+        assert (np.diff(binned[order, j]) >= 0).all()
+    assert len(np.unique(binned[:, 0])) <= 255
+    assert len(np.unique(binned[:, 1])) == 3

@@ -1,0 +1,285 @@
+"""Methods compared fairly: the same labelled data, injections and seeds for every detector.
+
+Each (injection, seed) builds one benchmark: data with injected signal, an extra background
+sample for the idealized detector and a labelled test set in the signal region that no model
+trains on. Each detector is fitted on the data's window and scored on the test set; every
+(injection, seed, method) is a checkpointed unit run through the executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import SearchConfig
+from analysis.data import build_features, lhco_benchmark_split, make_toy
+from analysis.metrics import compute_metrics, roc_curve
+from analysis.plots import plot_roc_sic
+from analysis.regions import Window
+from analysis.store import ResultStore, write_atomic, write_json
+from analysis.workflow import configured_executor, toy_signal
+from anomaly import make_detector
+
+__all__ = ["Benchmark", "make_benchmark", "run_compare"]
+
+#: points kept of each ROC curve for plots and JSON
+_CURVE_POINTS = 400
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Feature tables (TeV) of one (injection, seed): data, extra background, SR test set."""
+
+    data: pd.DataFrame
+    extra_background: pd.DataFrame
+    test: pd.DataFrame
+
+
+def _toy_in_region(
+    n_background: int, n_signal: int, config: SearchConfig, sr: tuple[float, float], seed
+) -> pd.DataFrame:
+    """Toy events drawn until the SR holds `n_background` background and `n_signal` signal."""
+    parts, need = [], np.array([n_background, n_signal])
+    rng = np.random.default_rng(seed)
+    while need.any():
+        # About 14% of the toy background and 60% of the signal fall in a 0.4 TeV SR near 3.5.
+        raw = make_toy(
+            int(need[0] * 8 + 1000),
+            int(need[1] * 2 + 100),
+            signal=toy_signal(config.data),
+            random_state=rng,
+        )
+        table = build_features(raw, config.data.features)
+        table = table[(table["mjj"] >= sr[0]) & (table["mjj"] < sr[1])]
+        for label in (0, 1):
+            rows = table[table["label"] == label].iloc[: need[label]]
+            parts.append(rows)
+            need[label] -= len(rows)
+    return pd.concat(parts, ignore_index=True)
+
+
+def make_benchmark(config: SearchConfig, injection: int, seed: int) -> Benchmark:
+    """The data, extra background and test set of one (injection, seed)."""
+    cmp = config.compare
+    features = functools.partial(build_features, features=config.data.features)
+    if config.data.source == "lhco":
+        if cmp.lhco_directory is None:
+            raise ValueError("compare.lhco_directory must name the folder of the LHCO part files")
+        split = lhco_benchmark_split(
+            cmp.lhco_directory, n_inject=injection, region=cmp.signal_region, random_state=seed
+        ).map(features)
+        sr = split.test["mjj"].between(*cmp.signal_region, inclusive="left")
+        return Benchmark(split.data, split.extra_background, split.test[sr])
+    if config.data.source != "toy":
+        raise ValueError("compare needs labelled data: data.source 'toy' or 'lhco'")
+    data_seed, extra_seed, test_seed = np.random.SeedSequence([config.seed, injection, seed]).spawn(
+        3
+    )
+    signal = toy_signal(config.data)
+    data = features(
+        make_toy(config.data.n_background, injection, signal=signal, random_state=data_seed)
+    )
+    extra = features(make_toy(config.data.n_background, random_state=extra_seed))
+    test = _toy_in_region(
+        cmp.n_test_background, cmp.n_test_signal, config, cmp.signal_region, test_seed
+    )
+    return Benchmark(data, extra, test)
+
+
+@dataclass(frozen=True)
+class CompareTask:
+    """One detector on one benchmark; it stores its metrics and ROC curve when done."""
+
+    key: str
+    method: str
+    options: dict[str, Any]
+    benchmark: Benchmark
+    window: Window
+    features: tuple[str, ...]
+    seed: int
+    min_background: int
+    store_root: str
+    fingerprint: str
+
+
+def _run_compare_task(task: CompareTask) -> str:
+    """Fit the detector on the benchmark's window and score the held-out test set."""
+    start = time.perf_counter()
+    features = list(task.features)
+    data, window = task.benchmark.data, task.window
+    rows = window.sr_mask(data["mjj"]) | window.sb_mask(data["mjj"])
+    data = data[rows]
+    detector = make_detector(task.method, **task.options, random_state=task.seed)
+    extras = {}
+    if detector.uses_background:
+        extra = task.benchmark.extra_background
+        extras["background"] = extra.loc[window.sr_mask(extra["mjj"]), features].to_numpy()
+    store = ResultStore(task.store_root, task.fingerprint)
+    if detector.uses_labels:
+        extras["labels"] = data["label"].to_numpy()
+        n_signal = int(data.loc[window.sr_mask(data["mjj"]), "label"].sum())
+        if n_signal < detector.n_folds:
+            # A supervised reference needs signal to learn from: nothing to compare at this point.
+            reason = f"{n_signal} signal events in the signal region, fewer than the folds"
+            store.save_json(task.key, {"skipped": reason})
+            return task.key
+    detector.fit(
+        data[features].to_numpy(), data["mjj"].to_numpy(), window.sr_mask(data["mjj"]), **extras
+    )
+    test = task.benchmark.test
+    scores = detector.score(test[features].to_numpy(), test["mjj"].to_numpy())
+    labels = test["label"].to_numpy()
+    metrics = compute_metrics(labels, scores, min_background=task.min_background)
+    roc = roc_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(roc.eps_s) - 1, _CURVE_POINTS).astype(int))
+    store.save_arrays(f"{task.key}_roc", eps_s=roc.eps_s[keep], eps_b=roc.eps_b[keep])
+    # The JSON record is written last: its presence marks the unit finished.
+    store.save_json(task.key, {**metrics.to_dict(), "seconds": time.perf_counter() - start})
+    return task.key
+
+
+def _method_labels(config: SearchConfig) -> list[str]:
+    names = [m.name for m in config.compare.methods]
+    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
+
+
+def run_compare(config: SearchConfig, *, executor: Any = None) -> dict[str, Any]:
+    """Compare the configured methods; write compare.json, compare.md and ROC/SIC plots."""
+    cmp = config.compare
+    output = Path(config.output)
+    store = ResultStore(output, config.fingerprint()).open()
+    window = Window(*cmp.signal_region, sideband_width=cmp.sideband_width)
+    labels = _method_labels(config)
+    tasks = []
+    for injection in cmp.injections:
+        for seed in cmp.seeds:
+            pending = [
+                (m, label)
+                for m, label in enumerate(labels)
+                if not store.has(f"compare/inj{injection}/seed{seed}/{label}")
+            ]
+            if not pending:
+                continue
+            benchmark = make_benchmark(config, injection, seed)
+            for m, label in pending:
+                method = cmp.methods[m]
+                tasks.append(
+                    CompareTask(
+                        key=f"compare/inj{injection}/seed{seed}/{label}",
+                        method=method.name,
+                        options=dict(method.options),
+                        benchmark=benchmark,
+                        window=window,
+                        features=tuple(config.data.features),
+                        seed=seed * 1000 + m,
+                        min_background=cmp.min_background,
+                        store_root=str(store.root),
+                        fingerprint=store.fingerprint,
+                    )
+                )
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(configured_executor(config))
+        executor.map(_run_compare_task, tasks)
+    return _summarise(config, store, labels)
+
+
+def _summarise(config: SearchConfig, store: ResultStore, labels: list[str]) -> dict[str, Any]:
+    cmp, output = config.compare, Path(config.output)
+    rows, summary, plots = [], [], []
+    for injection in cmp.injections:
+        curves = {}
+        for label in labels:
+            records = []
+            for seed in cmp.seeds:
+                key = f"compare/inj{injection}/seed{seed}/{label}"
+                record = store.load_json(key)
+                rows.append({"injection": injection, "seed": seed, "method": label, **record})
+                records.append(record)
+                if seed == cmp.seeds[0] and "skipped" not in record:
+                    roc = store.load_arrays(f"{key}_roc")
+                    curves[label] = (roc["eps_s"], roc["eps_b"])
+            summary.append(_median_row(injection, label, records))
+        plots.append(
+            plot_roc_sic(
+                output / "plots" / f"roc_sic_inj{injection}.png",
+                curves,
+                f"{injection} injected signal events, seed {cmp.seeds[0]}",
+            )
+        )
+    result = {
+        "signal_region": list(cmp.signal_region),
+        "min_background": cmp.min_background,
+        "summary": summary,
+        "runs": rows,
+        "plots": [str(Path(p).relative_to(output)) for p in plots],
+    }
+    write_json(output / "compare.json", result)
+    write_atomic(output / "compare.md", _markdown(result))
+    return result
+
+
+def _median_row(injection: int, label: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    skipped = sorted({r["skipped"] for r in records if "skipped" in r})
+    records = [r for r in records if "skipped" not in r]
+
+    def median(key: str) -> float | None:
+        # A rejection stored as None is infinite (no background passed): it still counts.
+        infinite = key.startswith("rejection")
+        values = [np.inf if r[key] is None and infinite else r[key] for r in records]
+        values = [v for v in values if v is not None]
+        m = float(np.median(values)) if values else None
+        return None if m is None or np.isinf(m) else m
+
+    return {
+        "injection": injection,
+        "method": label,
+        "n_seeds": len(records),
+        "skipped": skipped,
+        **{
+            k: median(k)
+            for k in (
+                "max_sic",
+                "auc",
+                "rejection_at_eps_s_0p2",
+                "rejection_at_eps_s_0p5",
+                "seconds",
+            )
+        },
+    }
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    def fmt(value: float | None, spec: str) -> str:
+        return "inf" if value is None else format(value, spec)
+
+    lines = [
+        "# Method comparison",
+        "",
+        f"Signal region {result['signal_region'][0]}-{result['signal_region'][1]} TeV; medians "
+        f"over seeds; max SIC where at least {result['min_background']} test-background events "
+        "survive.",
+        "",
+        "| injected | method | seeds | max SIC | AUC | 1/eps_B at eps_S=0.2 | at 0.5 | time [s] |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["summary"]:
+        if not row["n_seeds"]:
+            reason = "; ".join(row["skipped"])
+            lines.append(f"| {row['injection']} | {row['method']} | 0 | n/a ({reason}) |||||")
+            continue
+        lines.append(
+            f"| {row['injection']} | {row['method']} | {row['n_seeds']} | "
+            f"{fmt(row['max_sic'], '.2f')} | {fmt(row['auc'], '.3f')} | "
+            f"{fmt(row['rejection_at_eps_s_0p2'], '.1f')} | "
+            f"{fmt(row['rejection_at_eps_s_0p5'], '.1f')} | {fmt(row['seconds'], '.0f')} |"
+        )
+    lines += [""] + [f"![ROC and SIC]({p})" for p in result["plots"]]
+    return "\n".join(lines) + "\n"

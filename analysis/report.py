@@ -1,0 +1,201 @@
+"""Outputs of a search: `results.json` (every number shown), plots and a Markdown report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.plots import plot_scores, plot_significance_map, plot_spectrum_fit, plot_template
+from analysis.regions import Window
+from analysis.stats import ScanConfig, window_fit
+from analysis.store import write_atomic, write_json
+
+__all__ = ["write_report"]
+
+
+def _truth(data: Any, windows: Sequence[Window], outcome: Any) -> dict[str, Any] | None:
+    """Signal events (from truth labels) in each SR and passing each cell's selection."""
+    events = data.events
+    if "label" not in events:
+        return None
+    mjj, signal = events["mjj"].to_numpy(), events["label"].to_numpy() == 1
+    in_sr = [w.sr_mask(mjj) & signal for w in windows]
+    passing = [
+        [int(np.sum(in_sr[w] & (outcome.scores[w] > t))) for t in outcome.spectra.thresholds[w]]
+        for w in range(len(windows))
+    ]
+    return {"signal_in_sr": [int(m.sum()) for m in in_sr], "signal_selected_in_sr": passing}
+
+
+def _best(outcome: Any, windows: Sequence[Window]) -> dict[str, Any]:
+    scan = outcome.scan
+    if not np.isfinite(scan.max_significance):
+        return {"window": None, "efficiency": None, "local_significance": None}
+    w, e = scan.best
+    best = {
+        "window": windows[w].name,
+        "window_index": w,
+        "sr": [windows[w].sr_low, windows[w].sr_high],
+        "efficiency": float(scan.efficiencies[e]),
+        "local_significance": float(scan.significances[w, e]),
+        "local_p_value": float(scan.p_values[w, e]),
+        "signal_yield": float(scan.signal_yields[w, e]),
+    }
+    if outcome.lee is not None:
+        best["global_significance"] = outcome.lee["global_significance"]
+        best["global_p_value"] = outcome.lee["global_p_value"]
+        best["global_is_limit"] = outcome.lee["is_limit"]
+    return best
+
+
+def _plots(
+    config: Any, data: Any, windows: Sequence[Window], outcome: Any, folder: Path
+) -> list[str]:
+    """Significance map, every cell's spectrum with its fit, and score distributions."""
+    scan, spectra = outcome.scan, outcome.spectra
+    labels = [f"{w.sr_low:.2f}-{w.sr_high:.2f}" for w in windows]
+    paths = [
+        plot_significance_map(
+            folder / f"{outcome.label}_significance.png",
+            labels,
+            list(scan.efficiencies),
+            np.where(scan.fit_valid, scan.significances, np.nan),
+            f"{outcome.label}: local Z",
+        )
+    ]
+    scan_config = ScanConfig(n_params=config.stats.n_params)
+    for w, window in enumerate(windows):
+        for e, eff in enumerate(spectra.efficiencies):
+            counts = spectra.counts[w, e]
+            try:
+                fit = window_fit(counts, spectra.edges, spectra.windows[w], scan_config)
+                expected = fit.predict() if fit.valid else None
+            except ValueError:
+                expected = None
+            z = scan.significances[w, e]
+            paths.append(
+                plot_spectrum_fit(
+                    folder / f"{outcome.label}_w{w:02d}_eff{eff:g}.png",
+                    spectra.edges,
+                    counts,
+                    expected,
+                    (window.sr_low, window.sr_high),
+                    f"{outcome.label}, {window.name}, efficiency {eff:g}, local Z = {z:.2f}",
+                )
+            )
+    w_best = scan.best[0] if np.isfinite(scan.max_significance) else 0
+    window = windows[w_best]
+    mjj = data.events["mjj"].to_numpy()
+    scores = outcome.scores[w_best]
+    samples = {
+        "signal region": scores[window.sr_mask(mjj)],
+        "sidebands": scores[window.sb_mask(mjj)],
+    }
+    if "label" in data.events:
+        sr_signal = window.sr_mask(mjj) & (data.events["label"].to_numpy() == 1)
+        if sr_signal.any():
+            samples["signal region, true signal"] = scores[sr_signal]
+    paths.append(
+        plot_scores(
+            folder / f"{outcome.label}_scores.png", samples, f"{outcome.label}, {window.name}"
+        )
+    )
+    template = outcome.templates.get(w_best)
+    if template is not None:
+        features = list(config.data.features)
+        sr = data.events.loc[window.sr_mask(mjj), features].to_numpy()
+        sb = data.events.loc[window.sb_mask(mjj), features].to_numpy()
+        paths.append(
+            plot_template(
+                folder / f"{outcome.label}_template.png",
+                features,
+                {"SR data": sr, "background template": template, "sidebands": sb},
+                f"{outcome.label}, {window.name}",
+            )
+        )
+    return [str(p) for p in paths]
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, plots: dict) -> str:
+    lines = [
+        "# Resonance search report",
+        "",
+        f"Data: {data.description['source']}, {data.description['n_events']} events in "
+        f"{data.description['mjj_range'][0]}-{data.description['mjj_range'][1]} TeV; features "
+        f"{', '.join(data.description['features'])}.",
+        f"Windows: {len(windows)} from {windows[0].sr_low:.2f} to {windows[-1].sr_high:.2f} TeV; "
+        f"selection efficiencies {', '.join(f'{e:g}' for e in config.stats.efficiencies)}; "
+        f"background: {config.stats.n_params}-parameter dijet fit of each window's sidebands; "
+        f"look-elsewhere from {config.stats.n_pseudo} background-only pseudo-experiments.",
+        "",
+        "| method | best window | efficiency | local Z | global Z | fit time [s] |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, m in methods.items():
+        best = m["best"]
+        global_z = _fmt(best.get("global_significance"))
+        if best.get("global_is_limit"):
+            global_z = f"> {global_z}"
+        lines.append(
+            f"| {label} | {best['window'] or 'n/a'} | {_fmt(best['efficiency'], 'g')} | "
+            f"{_fmt(best['local_significance'])} | {global_z} | {m['detector_seconds']:.0f} |"
+        )
+    truth = next((m["truth"] for m in methods.values() if m["truth"] is not None), None)
+    if truth is not None and data.description["n_signal"]:
+        lines += ["", f"Injected signal: {data.description['n_signal']} events; in each SR:", ""]
+        lines += [f"- {w.name}: {n}" for w, n in zip(windows, truth["signal_in_sr"], strict=True)]
+    for label, files in plots.items():
+        lines += ["", f"## {label}", ""]
+        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files[:1]]
+        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "scores" in f]
+        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "template" in f]
+        best = methods[label]["best"]
+        if best["window"] is not None:
+            eff = best["efficiency"]
+            name = f"{label}_w{best['window_index']:02d}_eff{eff:g}.png"
+            lines.append(f"![best cell](plots/{name})")
+        lines.append("")
+        lines.append(
+            "All spectra: "
+            + ", ".join(f"[{Path(f).stem}](plots/{Path(f).name})" for f in files if "_eff" in f)
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    config: Any, data: Any, windows: Sequence[Window], outcomes: Sequence[Any]
+) -> dict:
+    """Write results.json, the plots and report.md into the output folder; return the results."""
+    output = Path(config.output)
+    methods: dict[str, Any] = {}
+    plots: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        methods[outcome.label] = {
+            "best": _best(outcome, windows),
+            "scan": outcome.scan.to_dict(),
+            "look_elsewhere": outcome.lee,
+            "truth": _truth(data, windows, outcome),
+            "detector_seconds": outcome.seconds,
+            "sideband_events_scored_by_models_that_saw_them": outcome.n_seen,
+        }
+        plots[outcome.label] = _plots(config, data, windows, outcome, output / "plots")
+    results = {
+        "fingerprint": config.fingerprint(),
+        "data": data.description,
+        "windows": [
+            {"name": w.name, "sr": [w.sr_low, w.sr_high], "fit_range": [w.sb_low, w.sb_high]}
+            for w in windows
+        ],
+        "methods": methods,
+        "plots": {k: [str(Path(p).relative_to(output)) for p in v] for k, v in plots.items()},
+    }
+    write_json(output / "results.json", results)
+    write_atomic(output / "report.md", _markdown(config, data, windows, methods, plots))
+    return results

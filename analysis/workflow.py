@@ -1,0 +1,359 @@
+"""A whole search from a configuration: data -> windows -> detectors -> scans -> look-elsewhere.
+
+Every unit of work (one detector on one window; one method's look-elsewhere study) is a task with
+its own seed, run through the configured executor and checkpointed in the results folder as soon
+as it finishes, so a killed run resumes where it stopped and gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import DataConfig, SearchConfig
+from analysis.data import ToySignal, build_features, inject_signal, make_toy, read_lhco, read_table
+from analysis.executor import make_executor
+from analysis.regions import Window, sliding_windows
+from analysis.stats import (
+    ScanConfig,
+    fixed_width_edges,
+    look_elsewhere,
+    scan_spectra,
+    select_spectra,
+)
+from analysis.store import ResultStore, write_json
+from anomaly import make_detector
+
+__all__ = [
+    "ScoreTask",
+    "SearchData",
+    "SearchResult",
+    "configured_executor",
+    "load_search_data",
+    "run_search",
+    "search_windows",
+    "toy_signal",
+]
+
+log = logging.getLogger(__name__)
+
+#: template events kept per CATHODE window for the report's plots
+TEMPLATE_KEPT = 20_000
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """Events of a search (features in TeV) and the extra background of the idealized detector."""
+
+    events: pd.DataFrame
+    extra_background: pd.DataFrame | None
+    description: dict[str, Any]
+
+
+def toy_signal(config: DataConfig) -> ToySignal:
+    """The toy resonance the data configuration asks for."""
+    inj = config.injection
+    return ToySignal(mjj=inj.mjj, width=inj.width, mj1=inj.mj1, mj2=inj.mj2)
+
+
+def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> SearchData:
+    """Read or generate the events, inject signal, build features, keep the mjj range."""
+    data_seed, injection_seed, extra_seed = seed.spawn(3)
+    extra = None
+    if config.source == "toy":
+        raw = make_toy(
+            config.n_background,
+            config.injection.n_signal,
+            signal=toy_signal(config),
+            random_state=data_seed,
+        )
+        extra = build_features(
+            make_toy(config.n_background, random_state=extra_seed), config.features
+        )
+        events = build_features(raw, config.features)
+    elif config.source == "lhco":
+        raw = pd.concat([read_lhco(p) for p in config.paths], ignore_index=True)
+        if config.signal_path is not None and config.injection.n_signal > 0:
+            pool = read_lhco(config.signal_path)
+            raw = inject_signal(
+                raw, pool, n_signal=config.injection.n_signal, random_state=injection_seed
+            ).data
+        events = build_features(raw, config.features)
+    else:
+        columns = ["mjj", *config.features]
+        tables = [read_table(p, columns) for p in config.paths]
+        events = pd.concat(tables, ignore_index=True)
+    low, high = config.mjj_range
+    keep = (events["mjj"] >= low) & (events["mjj"] < high)
+    if not keep.any():
+        raise ValueError(f"no event has mjj in data.mjj_range [{low}, {high}] TeV")
+    events = events[keep].reset_index(drop=True)
+    if extra is not None:
+        extra = extra[(extra["mjj"] >= low) & (extra["mjj"] < high)].reset_index(drop=True)
+    description = {
+        "source": config.source,
+        "n_events": len(events),
+        "n_signal": int(events["label"].sum()) if "label" in events else None,
+        "features": list(config.features),
+        "mjj_range": [low, high],
+    }
+    return SearchData(events, extra, description)
+
+
+def search_windows(config: SearchConfig) -> list[Window]:
+    """The sliding windows of the configuration."""
+    w = config.windows
+    return sliding_windows(
+        w.low, w.high, w.width, w.step, spacing=w.spacing, sideband_width=w.sideband_width
+    )
+
+
+@dataclass(frozen=True)
+class ScoreTask:
+    """One detector fitted on one window; it writes its scores into the store when done."""
+
+    key: str
+    method: str
+    options: dict[str, Any]
+    window: Window
+    X: np.ndarray
+    mjj: np.ndarray
+    in_sr: np.ndarray
+    background: np.ndarray | None
+    labels: np.ndarray | None
+    seed: int
+    store_root: str
+    fingerprint: str
+
+
+def _run_score_task(task: ScoreTask) -> str:
+    """Fit the task's detector and store honest scores of every event of its window."""
+    start = time.perf_counter()
+    detector = make_detector(task.method, **task.options, random_state=task.seed)
+    extras = {}
+    if detector.uses_background:
+        if task.background is None:
+            raise ValueError(f"{task.method} needs an extra background sample (toy data only)")
+        extras["background"] = task.background
+    if detector.uses_labels:
+        if task.labels is None:
+            raise ValueError(f"{task.method} needs truth labels; the data have none")
+        extras["labels"] = task.labels
+    try:
+        detector.fit(task.X, task.mjj, task.in_sr, **extras)
+    except ValueError as err:
+        raise ValueError(f"{task.method} on window {task.window.name}: {err}") from err
+    arrays = {"scores": detector.window_scores_, "honest": detector.window_honest_}
+    if task.method == "cathode":
+        # A subsample of the sampled background template, for the report's comparison plot.
+        rng = np.random.default_rng(task.seed)
+        template = detector.reference_
+        arrays["template"] = template[rng.permutation(len(template))[:TEMPLATE_KEPT]]
+    seconds = time.perf_counter() - start
+    ResultStore(task.store_root, task.fingerprint).save_arrays(
+        task.key, seconds=np.array(seconds), **arrays
+    )
+    log.info("%s on window %s: fitted and scored in %.0f s", task.method, task.window.name, seconds)
+    return task.key
+
+
+@dataclass(frozen=True)
+class MethodOutcome:
+    """Everything one method of a search produced."""
+
+    label: str
+    scores: np.ndarray
+    spectra: Any
+    scan: Any
+    lee: dict[str, Any] | None
+    seconds: float
+    templates: dict[int, np.ndarray]
+    #: events per window whose score came from models that all trained on them (biased)
+    n_seen: list[int]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A finished search: where its files are and the numbers of `results.json`."""
+
+    output: Path
+    results: dict[str, Any]
+    outcomes: list[MethodOutcome]
+    windows: list[Window]
+    data: SearchData
+
+
+def _method_label(config: SearchConfig, index: int) -> str:
+    names = [m.name for m in config.methods]
+    name = names[index]
+    return name if names.count(name) == 1 else f"{name}-{index}"
+
+
+def _window_rows(mjj: np.ndarray, window: Window) -> np.ndarray:
+    return (mjj >= window.sb_low) & (mjj < window.sb_high)
+
+
+def _score_tasks(
+    config: SearchConfig,
+    data: SearchData,
+    windows: list[Window],
+    store: ResultStore,
+    seed: np.random.SeedSequence,
+) -> list[ScoreTask]:
+    features = list(config.data.features)
+    events = data.events
+    X, mjj = events[features].to_numpy(), events["mjj"].to_numpy()
+    labels = events["label"].to_numpy() if "label" in events else None
+    # One child seed per (method, window) in a fixed order: results do not depend on scheduling.
+    seeds = seed.spawn(len(config.methods) * len(windows))
+    tasks = []
+    for m, method in enumerate(config.methods):
+        for w, window in enumerate(windows):
+            key = f"scores/{_method_label(config, m)}/window{w:02d}"
+            if store.has(key):
+                continue
+            rows = _window_rows(mjj, window)
+            background = None
+            if data.extra_background is not None:
+                extra = data.extra_background
+                background = extra.loc[window.sr_mask(extra["mjj"]), features].to_numpy()
+            tasks.append(
+                ScoreTask(
+                    key=key,
+                    method=method.name,
+                    options=dict(method.options),
+                    window=window,
+                    X=X[rows],
+                    mjj=mjj[rows],
+                    in_sr=window.sr_mask(mjj[rows]),
+                    background=background,
+                    labels=None if labels is None else labels[rows],
+                    seed=int(seeds[m * len(windows) + w].generate_state(1)[0] >> 1),
+                    store_root=str(store.root),
+                    fingerprint=store.fingerprint,
+                )
+            )
+    return tasks
+
+
+def _scores_matrix(
+    store: ResultStore, label: str, windows: list[Window], mjj: np.ndarray
+) -> tuple[np.ndarray, float, dict[int, np.ndarray], list[int]]:
+    """Scores (n_windows, n_events); events outside a window's range never pass its cuts."""
+    matrix = np.empty((len(windows), mjj.size))
+    seconds = 0.0
+    templates = {}
+    n_seen = []
+    for w, window in enumerate(windows):
+        unit = store.load_arrays(f"scores/{label}/window{w:02d}")
+        if "template" in unit:
+            templates[w] = unit["template"]
+        rows = _window_rows(mjj, window)
+        scores = unit["scores"]
+        matrix[w] = scores.min() - 1.0
+        matrix[w, rows] = scores
+        seconds += float(unit["seconds"])
+        n_seen.append(int((~unit["honest"]).sum()))
+    if any(n_seen):
+        log.warning(
+            "%s: %d sideband events are scored by models that all trained on them (e.g. a "
+            "sideband density); their selection, and so the background fit, may be biased",
+            label,
+            sum(n_seen),
+        )
+    return matrix, seconds, templates, n_seen
+
+
+def run_search(config: SearchConfig, *, executor: Any = None) -> SearchResult:
+    """Run (or resume) the search of `config` and write results, plots and the report."""
+    from analysis.report import write_report
+
+    store = ResultStore(config.output, config.fingerprint()).open()
+    write_json(config.output / "config.json", config.model_dump(mode="json"))
+    data_seed, task_seed, lee_seed = np.random.SeedSequence(config.seed).spawn(3)
+    log.info("loading data (%s)", config.data.source)
+    data = load_search_data(config.data, data_seed)
+    windows = search_windows(config)
+    mjj = data.events["mjj"].to_numpy()
+    for window in windows:
+        window.check(mjj, min_sr=10, min_sb=10)
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(configured_executor(config))
+        outcomes = _run_units(config, data, windows, store, executor, task_seed, lee_seed)
+    results = write_report(config, data, windows, outcomes)
+    return SearchResult(Path(config.output), results, outcomes, windows, data)
+
+
+def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> list[MethodOutcome]:
+    mjj = data.events["mjj"].to_numpy()
+    tasks = _score_tasks(config, data, windows, store, task_seed)
+    log.info(
+        "%d detector fits to run (%d already done)",
+        len(tasks),
+        len(config.methods) * len(windows) - len(tasks),
+    )
+    executor.map(_run_score_task, tasks)
+
+    edges = fixed_width_edges(*config.data.mjj_range, config.stats.bin_width)
+    scan_config = ScanConfig(
+        efficiencies=tuple(config.stats.efficiencies),
+        n_params=config.stats.n_params,
+        resolution=config.stats.resolution,
+    )
+    outcomes = []
+    lee_seeds = lee_seed.spawn(len(config.methods))
+    for m in range(len(config.methods)):
+        label = _method_label(config, m)
+        scores, seconds, templates, n_seen = _scores_matrix(store, label, windows, mjj)
+        spectra = select_spectra(mjj, scores, windows, edges, scan_config.efficiencies)
+        scan = scan_spectra(spectra, scan_config)
+        lee = None
+        if config.stats.n_pseudo > 0 and np.isfinite(scan.max_significance):
+            key = f"lee/{label}"
+            if not store.has(key):
+                log.info(
+                    "look-elsewhere for %s: %d pseudo-experiments", label, config.stats.n_pseudo
+                )
+                result = look_elsewhere(
+                    spectra,
+                    scan_config,
+                    n_pseudo=config.stats.n_pseudo,
+                    executor=executor,
+                    random_state=lee_seeds[m],
+                    observed=scan,
+                )
+                store.save_json(key, result.to_dict())
+            lee = store.load_json(key)
+        outcomes.append(
+            MethodOutcome(label, scores, spectra, scan, lee, seconds, templates, n_seen)
+        )
+    return outcomes
+
+
+@contextlib.contextmanager
+def configured_executor(config: SearchConfig) -> Iterator[Any]:
+    """The executor the configuration names; a LocalCluster it starts is closed afterwards."""
+    ex = config.executor
+    if ex.kind == "inprocess":
+        yield make_executor("inprocess")
+    elif ex.kind == "processes":
+        yield make_executor("processes", max_workers=ex.n_workers)
+    elif ex.address is not None:
+        yield make_executor("dask", client_or_address=ex.address)
+    else:
+        from distributed import Client, LocalCluster
+
+        with (
+            LocalCluster(n_workers=ex.n_workers, threads_per_worker=1) as cluster,
+            Client(cluster) as client,
+        ):
+            yield make_executor("dask", client_or_address=client)

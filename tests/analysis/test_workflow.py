@@ -1,0 +1,118 @@
+"""The search workflow end to end on a tiny configuration: outputs, resume, Dask, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import analysis.workflow as workflow
+from analysis.config import load_config
+from analysis.store import ConfigChangedError
+from analysis.workflow import run_search
+from tests.analysis.search_configs import FAST_CATHODE, FAST_HGB, tiny
+
+
+def numbers(results: dict, method: str = "cwola") -> tuple[dict, dict]:
+    """The scan and look-elsewhere numbers of a method, without its wall-clock timings."""
+    lee = results["methods"][method]["look_elsewhere"]
+    untimed = {k: v for k, v in lee.items() if not k.endswith("_seconds")}
+    return results["methods"][method]["scan"], untimed
+
+
+def test_whole_search_writes_results_plots_and_report(tmp_path):
+    raw = tiny(
+        tmp_path,
+        methods=[
+            {"name": "cathode", "options": FAST_CATHODE},
+            {"name": "cwola", "options": FAST_HGB},
+        ],
+    )
+    result = run_search(load_config(raw))
+    out = result.output
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["methods"]) == {"cathode", "cwola"}
+    for method in saved["methods"].values():
+        scan = method["scan"]
+        assert np.array(scan["significances"], dtype=float).shape == (2, 2)
+        assert method["look_elsewhere"]["n_pseudo"] == 20
+        assert method["truth"]["signal_in_sr"][0] > 0
+    report = (out / "report.md").read_text()
+    assert "| cathode |" in report
+    assert "| cwola |" in report
+    for plot in saved["plots"]["cathode"]:
+        assert (out / plot).stat().st_size > 5_000
+    assert any("template" in p for p in saved["plots"]["cathode"])
+
+
+def test_resume_after_a_crash_gives_identical_results(tmp_path, monkeypatch):
+    reference = run_search(load_config(tiny(tmp_path, "uninterrupted"))).results
+
+    calls = {"n": 0}
+    real = workflow.make_detector
+
+    def crash_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workflow, "make_detector", crash_on_second)
+    config = load_config(tiny(tmp_path, "resumed"))
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config)
+    done = list((config.output / "units" / "scores" / "cwola").glob("*.npz"))
+    assert len(done) == 1  # the first window finished and was kept
+
+    monkeypatch.setattr(workflow, "make_detector", real)
+    resumed = run_search(config).results
+    assert numbers(resumed) == numbers(reference)
+
+
+def test_rerun_skips_finished_units(tmp_path, monkeypatch):
+    config = load_config(tiny(tmp_path, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 0}))
+    first = run_search(config).results
+
+    def never(*args, **kwargs):
+        raise AssertionError("a finished unit was fitted again")
+
+    monkeypatch.setattr(workflow, "make_detector", never)
+    assert run_search(config).results["methods"] == first["methods"]
+
+
+def test_changed_config_is_not_mixed_with_old_results(tmp_path):
+    raw = tiny(tmp_path, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 0})
+    run_search(load_config(raw))
+    raw["seed"] = 4
+    with pytest.raises(ConfigChangedError, match="another configuration"):
+        run_search(load_config(raw))
+
+
+def test_dask_local_cluster_gives_the_same_numbers(tmp_path):
+    inprocess = run_search(load_config(tiny(tmp_path, "inprocess"))).results
+    dask_raw = tiny(tmp_path, "dask", executor={"kind": "dask", "n_workers": 1})
+    on_dask = run_search(load_config(dask_raw)).results
+    assert numbers(on_dask) == numbers(inprocess)
+
+
+def test_too_few_events_for_a_method_names_the_window(tmp_path):
+    raw = tiny(
+        tmp_path,
+        data={"n_background": 2_000, "injection": {"n_signal": 0}},
+        windows={"low": 5.2, "high": 5.6, "width": 0.4, "sideband_width": 0.2},
+    )
+    with pytest.raises(
+        ValueError, match=r"cwola on window SR 5.2-5.6 TeV.*: too few reference events"
+    ):
+        run_search(load_config(raw))
+
+
+def test_nearly_empty_signal_region_names_the_window(tmp_path):
+    raw = tiny(
+        tmp_path,
+        data={"n_background": 2_000, "injection": {"n_signal": 0}, "mjj_range": [2.8, 8.0]},
+        windows={"low": 7.0, "high": 7.4, "width": 0.4, "sideband_width": 0.2},
+    )
+    with pytest.raises(ValueError, match=r"window SR 7-7.4 TeV.*signal region has \d \(need 10\)"):
+        run_search(load_config(raw))
