@@ -85,7 +85,7 @@ def run(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) -> N
 @app.command()
 def compare(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) -> None:
     """Compare methods on labelled data at several injections and seeds: SIC, AUC, rejection."""
-    from analysis.compare import run_compare
+    from analysis.compare import compare_folder, run_compare
 
     cfg = _config(config, output)
     try:
@@ -96,7 +96,7 @@ def compare(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) 
         sic = "n/a" if row["max_sic"] is None else f"{row['max_sic']:.2f}"
         auc = "n/a" if row["auc"] is None else f"{row['auc']:.3f}"
         typer.echo(f"injection {row['injection']:>6}  {row['method']:<12} max SIC {sic}  AUC {auc}")
-    typer.echo(f"table: {Path(cfg.output) / 'compare.md'}")
+    typer.echo(f"table: {compare_folder(cfg) / 'compare.md'}")
 
 
 @app.command("config")

@@ -27,10 +27,15 @@ from analysis.store import ResultStore, write_atomic, write_json
 from analysis.workflow import configured_executor, toy_signal
 from anomaly import make_detector
 
-__all__ = ["Benchmark", "make_benchmark", "run_compare"]
+__all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare"]
 
 #: points kept of each ROC curve for plots and JSON
 _CURVE_POINTS = 400
+
+
+def compare_folder(config: SearchConfig) -> Path:
+    """Where a comparison writes its results: `compare/` inside the output folder."""
+    return Path(config.output) / "compare"
 
 
 @dataclass(frozen=True)
@@ -153,8 +158,8 @@ def _method_labels(config: SearchConfig) -> list[str]:
 def run_compare(config: SearchConfig, *, executor: Any = None) -> dict[str, Any]:
     """Compare the configured methods; write compare.json, compare.md and ROC/SIC plots."""
     cmp = config.compare
-    output = Path(config.output)
-    store = ResultStore(output, config.fingerprint()).open()
+    # Its own folder: a comparison and a search of one config may share the output folder.
+    store = ResultStore(compare_folder(config), config.fingerprint("compare")).open()
     window = Window(*cmp.signal_region, sideband_width=cmp.sideband_width)
     labels = _method_labels(config)
     tasks = []
@@ -192,7 +197,7 @@ def run_compare(config: SearchConfig, *, executor: Any = None) -> dict[str, Any]
 
 
 def _summarise(config: SearchConfig, store: ResultStore, labels: list[str]) -> dict[str, Any]:
-    cmp, output = config.compare, Path(config.output)
+    cmp, output = config.compare, compare_folder(config)
     rows, summary, plots = [], [], []
     for injection in cmp.injections:
         curves = {}

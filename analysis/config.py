@@ -184,9 +184,15 @@ class SearchConfig(_Strict):
             )
         return self
 
-    def fingerprint(self) -> str:
-        """Hash of everything that changes results (not the output folder or the executor)."""
-        payload = self.model_dump(mode="json", exclude={"output", "executor"})
+    def fingerprint(self, purpose: Literal["run", "compare"] = "run") -> str:
+        """Hash of everything that changes the results of `run` or of `compare`.
+
+        The output folder and the executor never change numbers; `run` ignores the compare
+        section and `compare` the windows, methods and statistics of the search.
+        """
+        ignored = {"output", "executor"}
+        ignored |= {"compare"} if purpose == "run" else {"windows", "methods", "stats"}
+        payload = self.model_dump(mode="json", exclude=ignored)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

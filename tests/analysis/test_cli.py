@@ -76,7 +76,7 @@ def test_compare_prints_a_row_per_method(tmp_path):
     result = runner.invoke(app, ["-q", "compare", write_config(tmp_path / "c.yaml", raw)])
     assert result.exit_code == 0, result.output
     assert "injection    600  idealized" in result.output
-    assert (tmp_path / "cmp" / "compare.md").is_file()
+    assert (tmp_path / "cmp" / "compare" / "compare.md").is_file()
 
 
 def test_calorimeter_commands_are_mounted():

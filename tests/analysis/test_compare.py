@@ -61,11 +61,11 @@ def test_compare_writes_metrics_per_method_and_injection_and_resumes(tmp_path, m
     assert by_key[(0, "supervised")]["n_seeds"] == 0
     assert "0 signal events" in by_key[(0, "supervised")]["skipped"][0]
     assert by_key[(0, "cwola")]["n_seeds"] == 1
-    saved = json.loads((config.output / "compare.json").read_text())
+    saved = json.loads((config.output / "compare" / "compare.json").read_text())
     assert saved["summary"] == result["summary"]
-    assert "| 600 | cwola |" in (config.output / "compare.md").read_text()
+    assert "| 600 | cwola |" in (config.output / "compare" / "compare.md").read_text()
     for plot in saved["plots"]:
-        assert (config.output / plot).stat().st_size > 5_000
+        assert (config.output / "compare" / plot).stat().st_size > 5_000
 
     def never(*args, **kwargs):
         raise AssertionError("a finished comparison unit was fitted again")

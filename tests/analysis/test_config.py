@@ -64,3 +64,13 @@ def test_fingerprint_tracks_results_not_outputs():
     )
     assert load_config({"seed": 1}).fingerprint() != base.fingerprint()
     assert load_config({"stats": {"n_params": 3}}).fingerprint() != base.fingerprint()
+
+
+def test_search_and_comparison_fingerprints_ignore_each_others_settings():
+    base = load_config()
+    other_compare = load_config({"compare": {"seeds": [0, 1]}})
+    other_windows = load_config({"windows": {"step": 0.4}})
+    assert other_compare.fingerprint("run") == base.fingerprint("run")
+    assert other_compare.fingerprint("compare") != base.fingerprint("compare")
+    assert other_windows.fingerprint("compare") == base.fingerprint("compare")
+    assert other_windows.fingerprint("run") != base.fingerprint("run")
