@@ -1,7 +1,10 @@
 """Conditional generative models: one interface for flows, flow matching, diffusion and GANs."""
 
 from generative.base import MODELS, DensityModel, make_model
+from generative.diffusion import Diffusion
+from generative.flow_matching import FlowMatching
 from generative.flows import MAF
+from generative.gan import GAN
 from generative.preprocessing import (
     Logit,
     MinMaxScaler,
@@ -11,12 +14,17 @@ from generative.preprocessing import (
     make_preprocessing,
 )
 from generative.training import History, TrainingConfig, train
+from generative.vae import VAE
 from generative.validation import NotFittedError
 
 __all__ = [
+    "GAN",
     "MAF",
     "MODELS",
+    "VAE",
     "DensityModel",
+    "Diffusion",
+    "FlowMatching",
     "History",
     "Logit",
     "MinMaxScaler",

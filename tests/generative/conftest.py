@@ -12,6 +12,22 @@ from generative import MODELS, DensityModel, make_model
 #: small configurations per registered model name, so interface tests run in seconds
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "maf": {"n_transforms": 3, "hidden_features": 32},
+    "flow_matching": {
+        "hidden_features": 32,
+        "n_blocks": 1,
+        "steps": 10,
+        "log_prob_solver": "rk4",
+        "log_prob_steps": 10,
+    },
+    "diffusion": {
+        "hidden_features": 32,
+        "n_blocks": 1,
+        "steps": 10,
+        "log_prob_solver": "rk4",
+        "log_prob_steps": 10,
+    },
+    "gan": {"generator_features": 32, "critic_features": 32, "n_critic": 2},
+    "vae": {"hidden_features": 32, "n_layers": 2, "n_importance": 10},
 }
 
 FAST_TRAINING = {"epochs": 4, "batch_size": 256, "learning_rate": 3e-3}

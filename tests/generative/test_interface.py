@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
-from generative import MAF, DensityModel, NotFittedError
+from generative import MAF, DensityModel, NotFittedError, make_model
 from generative import MODELS as REGISTRY
 from tests.generative.conftest import fast_model, registered_fast_models
 
@@ -91,12 +92,29 @@ def test_log_prob_shape_or_clear_error(fitted, conditional_data):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_use_before_fit_raises(name, conditional_data):
-    _, c = conditional_data
+    x, c = conditional_data
     model = fast_model(name)
     with pytest.raises(NotFittedError):
         model.sample(c)
     with pytest.raises(NotFittedError):
+        model.log_prob(x, c)
+    with pytest.raises(NotFittedError):
         model.save("never-written.pt")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_usable_by_name_and_clonable(name):
+    # CATHODE builds its density model by name and clones it per fold and seed.
+    model = fast_model(name)
+    assert isinstance(model, REGISTRY[name])
+    twin = clone(model)
+    assert type(twin) is type(model)
+    assert twin.get_params() == model.get_params()
+
+
+def test_unknown_model_name_is_named():
+    with pytest.raises(ValueError, match="unknown density model 'nope'; choose from"):
+        make_model("nope")
 
 
 @pytest.mark.parametrize("name", MODELS)
