@@ -24,7 +24,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from analysis.data.features import MJJ, build_features
 from analysis.data.readers import read_lhco
 from analysis.data.toy import make_toy
 from generative import make_model
+from generative.fileio import atomic_path, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 LHCO = REPO.parent / "shared" / "data" / "lhco"
@@ -160,16 +160,9 @@ def plot_marginals(task: Task, samples: dict[str, np.ndarray], path: Path) -> No
     axes[0].legend(fontsize="small")
     fig.suptitle(f"p(x | mjj) in the sidebands ({task.source}, {len(task.x_train)} events)")
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-
-
-def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "results": records,
     }
-    _atomic(args.output, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2) + "\n"))
+    write_atomic(args.output, json.dumps(result, indent=2) + "\n")
     plot_marginals(task, samples, args.output.with_suffix(".png"))
     print(f"wrote {args.output} and {args.output.with_suffix('.png')}")
 

@@ -20,7 +20,6 @@ import json
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from analysis.data import DEFAULT_FEATURES, build_features, lhco_benchmark_split
 from analysis.metrics import compute_metrics, sic_curve
 from anomaly import FAST_MAF, make_detector
 from generative import MAF, TrainingConfig
+from generative.fileio import atomic_path, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "lhco"
@@ -222,20 +222,14 @@ def plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, floor_not
     ax.set_title(f"LHCO-layout benchmark ({floor_note})", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_json(payload: dict, path: Path) -> None:
     """Write JSON atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, indent=2))
 
 
 def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:

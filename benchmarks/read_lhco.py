@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.data.readers import DEFAULT_CHUNKSIZE
+from generative.fileio import write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 LHCO = REPO.parent / "shared" / "data" / "lhco"
@@ -127,10 +128,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "results": results,
     }
-    fd, tmp_name = tempfile.mkstemp(dir=RESULTS.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(tmp_name, RESULTS)
+    write_atomic(RESULTS, json.dumps(payload, indent=2))
     print(f"wrote {RESULTS}")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from analysis.stats import (
     select_spectra,
     signal_region_bins,
 )
+from generative.fileio import write_atomic
 
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
 RESULTS = Path(__file__).resolve().parent / "results" / "scan_lee.json"
@@ -65,11 +65,7 @@ def pyhf_versus_fast(spectra, config: ScanConfig, cell: tuple[int, int]) -> dict
 
 
 def write_atomically(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as stream:
-        json.dump(payload, stream, indent=1)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, indent=1))
 
 
 def main() -> None:

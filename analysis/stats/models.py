@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ from scipy import special
 
 from analysis.stats.dijet import FitResult
 from analysis.stats.template import TemplateBackground
+from generative.fileio import write_atomic
 
 __all__ = [
     "WindowModel",
@@ -192,16 +191,7 @@ class WindowModel:
 
     def save(self, path: str | Path) -> Path:
         """Write the model as JSON atomically (temporary file in the same directory, renamed)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as stream:
-                json.dump(self.to_dict(), stream, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> WindowModel:

@@ -6,10 +6,6 @@ in MeV, gzip-compressed. Showers are flattened as described in `generative.calo.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,37 +13,18 @@ import h5py
 import numpy as np
 
 from generative.calo.geometry import CaloGeometry
+from generative.fileio import atomic_path
 
 __all__ = [
     "ENERGY_KEY",
     "SHOWER_KEY",
     "ShowerData",
-    "atomic_path",
     "read_showers",
     "write_showers",
 ]
 
 ENERGY_KEY = "incident_energies"
 SHOWER_KEY = "showers"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary file beside `path` that replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    # mkstemp creates the file private to its owner; give it the permissions of a normal file
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _count_bad(a: np.ndarray) -> tuple[int, int]:

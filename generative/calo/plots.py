@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from generative.calo.amplification import AmplificationResult
 from generative.calo.features import feature_info
 from generative.calo.geometry import CaloGeometry
-from generative.calo.io import atomic_path
 from generative.calo.metrics import histogram_edges, separation_power_histograms
+from generative.fileio import atomic_path
 
 __all__ = [
     "plot_amplification",

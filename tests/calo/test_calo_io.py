@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from generative.calo.geometry import parse_binning_xml
-from generative.calo.io import ShowerData, atomic_path, read_showers, write_showers
+from generative.calo.io import ShowerData, read_showers, write_showers
+from generative.fileio import atomic_path
 
 GEOMETRY = parse_binning_xml(
     '<Bins><Bin name="photon"><Layer id="0" r_edges="0,1,2" n_bin_alpha="3"/></Bin></Bins>'
