@@ -24,7 +24,7 @@ from analysis.metrics import compute_metrics, roc_curve
 from analysis.plots import plot_roc_sic
 from analysis.regions import Window
 from analysis.store import ResultStore, write_atomic, write_json
-from analysis.workflow import configured_executor, toy_signal
+from analysis.workflow import configured_executor, limited_threads, toy_signal
 from anomaly import make_detector
 
 __all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare"]
@@ -112,10 +112,16 @@ class CompareTask:
     min_background: int
     store_root: str
     fingerprint: str
+    threads: int = 1
 
 
 def _run_compare_task(task: CompareTask) -> str:
     """Fit the detector on the benchmark's window and score the held-out test set."""
+    with limited_threads(task.threads):
+        return _compare_one(task)
+
+
+def _compare_one(task: CompareTask) -> str:
     start = time.perf_counter()
     features = list(task.features)
     data, window = task.benchmark.data, task.window
@@ -187,6 +193,7 @@ def run_compare(config: SearchConfig, *, executor: Any = None) -> dict[str, Any]
                         min_background=cmp.min_background,
                         store_root=str(store.root),
                         fingerprint=store.fingerprint,
+                        threads=config.executor.threads_per_task,
                     )
                 )
     with contextlib.ExitStack() as stack:

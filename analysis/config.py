@@ -124,9 +124,16 @@ class StatsConfig(_Strict):
 class ExecutorConfig(_Strict):
     """Where independent units of work run."""
 
-    kind: Literal["inprocess", "processes", "dask"] = "inprocess"
+    kind: Literal["inprocess", "processes", "dask"] = Field(
+        "processes", description="inprocess, a local process pool, or a Dask cluster"
+    )
     address: str | None = Field(None, description="dask scheduler address; null = a LocalCluster")
-    n_workers: int = Field(2, ge=1, description="workers of a process pool or LocalCluster")
+    n_workers: int | None = Field(
+        None, ge=1, description="workers of a process pool or LocalCluster; null = one per core"
+    )
+    threads_per_task: int = Field(
+        1, ge=1, description="threads a unit may use (torch, OpenMP); workers scale better"
+    )
 
 
 class CompareConfig(_Strict):

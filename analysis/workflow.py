@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "SearchData",
     "SearchResult",
     "configured_executor",
+    "limited_threads",
     "load_search_data",
     "run_search",
     "search_windows",
@@ -132,10 +134,16 @@ class ScoreTask:
     seed: int
     store_root: str
     fingerprint: str
+    threads: int = 1
 
 
 def _run_score_task(task: ScoreTask) -> str:
-    """Fit the task's detector and store honest scores of every event of its window."""
+    """Fit the task's detector (with `task.threads` threads) and store its window scores."""
+    with limited_threads(task.threads):
+        return _score_window(task)
+
+
+def _score_window(task: ScoreTask) -> str:
     start = time.perf_counter()
     detector = make_detector(task.method, **task.options, random_state=task.seed)
     extras = {}
@@ -239,6 +247,7 @@ def _score_tasks(
                     seed=int(seeds[m * len(windows) + w].generate_state(1)[0] >> 1),
                     store_root=str(store.root),
                     fingerprint=store.fingerprint,
+                    threads=config.executor.threads_per_task,
                 )
             )
     return tasks
@@ -343,17 +352,39 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
 def configured_executor(config: SearchConfig) -> Iterator[Any]:
     """The executor the configuration names; a LocalCluster it starts is closed afterwards."""
     ex = config.executor
+    n_workers = ex.n_workers or os.cpu_count() or 1
     if ex.kind == "inprocess":
         yield make_executor("inprocess")
     elif ex.kind == "processes":
-        yield make_executor("processes", max_workers=ex.n_workers)
+        # Spawned, not forked: a fork of a process whose torch/OpenMP pools are running can hang.
+        yield make_executor("processes", max_workers=n_workers, mp_context="spawn")
     elif ex.address is not None:
         yield make_executor("dask", client_or_address=ex.address)
     else:
         from distributed import Client, LocalCluster
 
         with (
-            LocalCluster(n_workers=ex.n_workers, threads_per_worker=1) as cluster,
+            LocalCluster(n_workers=n_workers, threads_per_worker=1) as cluster,
             Client(cluster) as client,
         ):
             yield make_executor("dask", client_or_address=client)
+
+
+@contextlib.contextmanager
+def limited_threads(n: int) -> Iterator[None]:
+    """Let torch and the OpenMP/BLAS pools use at most `n` threads inside the block.
+
+    Measured here: a flow fit with 2 torch threads on 2 cores with one other busy process
+    took 18x longer than with 1 thread (threads spin waiting for each other), so the units of
+    a search run single-threaded by default and scale by workers instead.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(previous)

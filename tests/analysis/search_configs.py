@@ -26,6 +26,7 @@ def tiny(tmp_path, name="run", **overrides) -> dict:
         "windows": {"low": 3.3, "high": 3.9, "width": 0.4, "step": 0.2, "sideband_width": 0.4},
         "methods": [{"name": "cwola", "options": FAST_HGB}],
         "stats": {"efficiencies": [1.0, 0.1], "n_pseudo": 20},
+        "executor": {"kind": "inprocess"},
         "output": str(tmp_path / name),
         "seed": 3,
     }

@@ -89,11 +89,12 @@ def test_changed_config_is_not_mixed_with_old_results(tmp_path):
         run_search(load_config(raw))
 
 
-def test_dask_local_cluster_gives_the_same_numbers(tmp_path):
+def test_dask_local_cluster_and_process_pool_give_the_same_numbers(tmp_path):
     inprocess = run_search(load_config(tiny(tmp_path, "inprocess"))).results
     dask_raw = tiny(tmp_path, "dask", executor={"kind": "dask", "n_workers": 1})
-    on_dask = run_search(load_config(dask_raw)).results
-    assert numbers(on_dask) == numbers(inprocess)
+    assert numbers(run_search(load_config(dask_raw)).results) == numbers(inprocess)
+    pool_raw = tiny(tmp_path, "pool", executor={"kind": "processes", "n_workers": 2})
+    assert numbers(run_search(load_config(pool_raw)).results) == numbers(inprocess)
 
 
 def test_too_few_events_for_a_method_names_the_window(tmp_path):
