@@ -69,7 +69,7 @@ def run(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) -> N
     for label, method in result.results["methods"].items():
         best = method["best"]
         if best["window"] is None:
-            typer.echo(f"{label}: every background fit failed")
+            typer.echo(f"{label}: no window with a valid background model (see the report)")
             continue
         glob = best.get("global_significance")
         glob_text = (

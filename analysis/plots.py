@@ -50,17 +50,23 @@ def plot_spectrum_fit(
     signal_region: tuple[float, float],
     title: str = "",
 ) -> Path:
-    """Selected mjj spectrum, the background fit and the pulls, with the signal region shaded."""
+    """Selected mjj spectrum, the background model and the pulls, signal region shaded.
+
+    `expected` may hold NaN where the background is not modelled (drawn as a gap, no pull).
+    """
     with _style():
         fig, (top, bottom) = plt.subplots(
             2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
         )
         centres = 0.5 * (edges[1:] + edges[:-1])
         top.errorbar(centres, observed, yerr=np.sqrt(observed), fmt="ko", ms=3, label="selected")
-        if expected is not None:
-            mplhep.histplot(expected, edges, ax=top, color="C1", label="background fit")
-            with np.errstate(divide="ignore", invalid="ignore"):
-                pulls = np.where(expected > 0, (observed - expected) / np.sqrt(expected), 0.0)
+        if expected is not None and np.isfinite(expected).any():
+            top.stairs(expected, edges, color="C1", lw=1.5, label="background model")
+            modelled = np.isfinite(expected) & (expected > 0)
+            pulls = np.zeros_like(centres)
+            pulls[modelled] = (observed[modelled] - expected[modelled]) / np.sqrt(
+                expected[modelled]
+            )
             bottom.bar(centres, pulls, width=np.diff(edges), color="C0")
         for ax in (top, bottom):
             ax.axvspan(*signal_region, color="grey", alpha=0.2)

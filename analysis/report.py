@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis.plots import plot_scores, plot_significance_map, plot_spectrum_fit, plot_template
 from analysis.regions import Window
-from analysis.stats import ScanConfig, window_fit
+from analysis.stats import ScanConfig, cell_expectation
 from analysis.store import write_atomic, write_json
 
 __all__ = ["write_report"]
@@ -69,19 +69,17 @@ def _plots(
     scan_config = ScanConfig(n_params=config.stats.n_params)
     for w, window in enumerate(windows):
         for e, eff in enumerate(spectra.efficiencies):
-            counts = spectra.counts[w, e]
-            try:
-                fit = window_fit(counts, spectra.edges, spectra.windows[w], scan_config)
-                expected = fit.predict() if fit.valid else None
-            except ValueError:
-                expected = None
+            expected = cell_expectation(spectra, w, e, scan_config)
             z = scan.significances[w, e]
+            # The window's fit range only: no model outside it.
+            shown = (spectra.edges > window.sb_low - 1e-9) & (spectra.edges < window.sb_high + 1e-9)
+            bins = shown[:-1] & shown[1:]
             paths.append(
                 plot_spectrum_fit(
                     folder / f"{outcome.label}_w{w:02d}_eff{eff:g}.png",
-                    spectra.edges,
-                    counts,
-                    expected,
+                    spectra.edges[shown],
+                    spectra.counts[w, e][bins],
+                    expected[bins],
                     (window.sr_low, window.sr_high),
                     f"{outcome.label}, {window.name}, efficiency {eff:g}, local Z = {z:.2f}",
                 )
@@ -132,7 +130,7 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
         f"{', '.join(data.description['features'])}.",
         f"Windows: {len(windows)} from {windows[0].sr_low:.2f} to {windows[-1].sr_high:.2f} TeV; "
         f"selection efficiencies {', '.join(f'{e:g}' for e in config.stats.efficiencies)}; "
-        f"background: {config.stats.n_params}-parameter dijet fit of each window's sidebands; "
+        f"background: {config.stats.n_params}-parameter dijet fits of each window's sidebands; "
         f"look-elsewhere from {config.stats.n_pseudo} background-only pseudo-experiments.",
         "",
         "| method | best window | efficiency | local Z | global Z | fit time [s] |",
@@ -162,6 +160,16 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
             name = f"{label}_w{best['window_index']:02d}_eff{eff:g}.png"
             lines.append(f"![best cell](plots/{name})")
         lines.append("")
+        lines.append(f"Background model: {methods[label]['background_model']}.")
+        for c in methods[label]["reference_closure"] or []:
+            if not c["passed"]:
+                lines.append(
+                    f"- **{c['window']}: not used.** The classifier separates the data from the "
+                    f"reference (AUC {c['auc_data_vs_reference']:.4f}, at most "
+                    f"{c['auc_allowed']:.4f} with the observed excess as signal): the reference "
+                    "is mismodelled and the window's excesses would be artefacts."
+                )
+        lines.append("")
         lines.append(
             "All spectra: "
             + ", ".join(f"[{Path(f).stem}](plots/{Path(f).name})" for f in files if "_eff" in f)
@@ -182,6 +190,12 @@ def write_report(
             "scan": outcome.scan.to_dict(),
             "look_elsewhere": outcome.lee,
             "truth": _truth(data, windows, outcome),
+            "background_model": (
+                "sideband fit of the selected spectrum"
+                if outcome.spectra.reference_efficiency is None
+                else "inclusive sideband fit x the cut's efficiency on the method's reference"
+            ),
+            "reference_closure": outcome.closure,
             "detector_seconds": outcome.seconds,
             "sideband_events_scored_by_models_that_saw_them": outcome.n_seen,
         }

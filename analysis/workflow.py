@@ -8,6 +8,7 @@ as it finishes, so a killed run resumes where it stopped and gives the same numb
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from analysis.config import DataConfig, SearchConfig
 from analysis.data import ToySignal, build_features, inject_signal, make_toy, read_lhco, read_table
@@ -40,6 +42,7 @@ __all__ = [
     "configured_executor",
     "limited_threads",
     "load_search_data",
+    "reference_closure",
     "run_search",
     "search_windows",
     "toy_signal",
@@ -130,6 +133,7 @@ class ScoreTask:
     mjj: np.ndarray
     in_sr: np.ndarray
     background: np.ndarray | None
+    background_mjj: np.ndarray | None
     labels: np.ndarray | None
     seed: int
     store_root: str
@@ -160,6 +164,11 @@ def _score_window(task: ScoreTask) -> str:
     except ValueError as err:
         raise ValueError(f"{task.method} on window {task.window.name}: {err}") from err
     arrays = {"scores": detector.window_scores_, "honest": detector.window_honest_}
+    if getattr(detector, "external_reference", False):
+        # The reference's out-of-fold pass fractions calibrate the background after each cut.
+        mjj = getattr(detector, "reference_mjj_", task.background_mjj)
+        arrays["reference_scores"] = detector.reference_scores_
+        arrays["reference_mjj"] = mjj
     if task.method == "cathode":
         # A subsample of the sampled background template, for the report's comparison plot.
         rng = np.random.default_rng(task.seed)
@@ -186,6 +195,46 @@ class MethodOutcome:
     templates: dict[int, np.ndarray]
     #: events per window whose score came from models that all trained on them (biased)
     n_seen: list[int]
+    #: per window, the closure of a reference-calibrated background (see `reference_closure`)
+    closure: list[dict[str, Any]] | None
+
+
+#: how many standard errors of the AUC a reference may differ from the data by chance
+CLOSURE_SIGMAS = 5.0
+
+
+def reference_closure(
+    gathered: MethodScores, windows: list[Window], mjj: np.ndarray, scan: Any
+) -> list[dict[str, Any]]:
+    """Per window: can the method's classifier tell its background reference from the SR data?
+
+    The calibrated background assumes the reference is background as the data are. A signal
+    fraction f in the SR can raise the out-of-fold AUC of data vs reference to at most
+    0.5 + f/2; the largest excess the scan sees in the window bounds f. An AUC beyond that
+    (plus CLOSURE_SIGMAS of its null standard error) means the reference is mismodelled (e.g.
+    an imperfect CATHODE template) and the window's excesses would be artefacts.
+    """
+    out = []
+    for w, window in enumerate(windows):
+        in_sr = window.sr_mask(mjj)
+        data, reference = gathered.matrix[w, in_sr], gathered.reference[1][w]
+        n1, n0 = len(data), len(reference)
+        labels = np.r_[np.ones(n1), np.zeros(n0)]
+        auc = float(roc_auc_score(labels, np.r_[data, reference]))
+        error = float(np.sqrt((n1 + n0 + 1) / (12.0 * n1 * n0)))
+        excess = np.nan_to_num(scan.observed_sr[w] - scan.background_sr[w], nan=0.0)
+        fraction = float(np.clip(excess.max(), 0.0, None) / n1)
+        allowed = 0.5 + 0.5 * fraction + CLOSURE_SIGMAS * error
+        out.append(
+            {
+                "window": window.name,
+                "auc_data_vs_reference": auc,
+                "auc_error": error,
+                "auc_allowed": allowed,
+                "passed": auc <= allowed,
+            }
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -229,10 +278,12 @@ def _score_tasks(
             if store.has(key):
                 continue
             rows = _window_rows(mjj, window)
-            background = None
+            background = background_mjj = None
             if data.extra_background is not None:
                 extra = data.extra_background
-                background = extra.loc[window.sr_mask(extra["mjj"]), features].to_numpy()
+                in_sr = window.sr_mask(extra["mjj"])
+                background = extra.loc[in_sr, features].to_numpy()
+                background_mjj = extra.loc[in_sr, "mjj"].to_numpy()
             tasks.append(
                 ScoreTask(
                     key=key,
@@ -243,6 +294,7 @@ def _score_tasks(
                     mjj=mjj[rows],
                     in_sr=window.sr_mask(mjj[rows]),
                     background=background,
+                    background_mjj=background_mjj,
                     labels=None if labels is None else labels[rows],
                     seed=int(seeds[m * len(windows) + w].generate_state(1)[0] >> 1),
                     store_root=str(store.root),
@@ -253,18 +305,33 @@ def _score_tasks(
     return tasks
 
 
-def _scores_matrix(
+@dataclass(frozen=True)
+class MethodScores:
+    """One method's stored units gathered over the windows."""
+
+    #: (n_windows, n_events); events outside a window's range never pass its cuts
+    matrix: np.ndarray
+    seconds: float
+    templates: dict[int, np.ndarray]
+    #: events per window whose score came from models that all trained on them (biased)
+    n_seen: list[int]
+    #: per window (mjj, scores) of the method's own background reference, or None
+    reference: tuple[list[np.ndarray], list[np.ndarray]] | None
+
+
+def _gather_scores(
     store: ResultStore, label: str, windows: list[Window], mjj: np.ndarray
-) -> tuple[np.ndarray, float, dict[int, np.ndarray], list[int]]:
-    """Scores (n_windows, n_events); events outside a window's range never pass its cuts."""
+) -> MethodScores:
     matrix = np.empty((len(windows), mjj.size))
     seconds = 0.0
-    templates = {}
-    n_seen = []
+    templates, n_seen, ref_mjj, ref_scores = {}, [], [], []
     for w, window in enumerate(windows):
         unit = store.load_arrays(f"scores/{label}/window{w:02d}")
         if "template" in unit:
             templates[w] = unit["template"]
+        if "reference_scores" in unit:
+            ref_mjj.append(unit["reference_mjj"])
+            ref_scores.append(unit["reference_scores"])
         rows = _window_rows(mjj, window)
         scores = unit["scores"]
         matrix[w] = scores.min() - 1.0
@@ -278,7 +345,8 @@ def _scores_matrix(
             label,
             sum(n_seen),
         )
-    return matrix, seconds, templates, n_seen
+    reference = (ref_mjj, ref_scores) if len(ref_mjj) == len(windows) else None
+    return MethodScores(matrix, seconds, templates, n_seen, reference)
 
 
 def run_search(config: SearchConfig, *, executor: Any = None) -> SearchResult:
@@ -322,9 +390,24 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
     lee_seeds = lee_seed.spawn(len(config.methods))
     for m in range(len(config.methods)):
         label = _method_label(config, m)
-        scores, seconds, templates, n_seen = _scores_matrix(store, label, windows, mjj)
-        spectra = select_spectra(mjj, scores, windows, edges, scan_config.efficiencies)
+        gathered = _gather_scores(store, label, windows, mjj)
+        spectra = select_spectra(
+            mjj, gathered.matrix, windows, edges, scan_config.efficiencies, gathered.reference
+        )
         scan = scan_spectra(spectra, scan_config)
+        closure = None
+        if gathered.reference is not None:
+            closure = reference_closure(gathered, windows, mjj, scan)
+            failed = [c["window"] for c in closure if not c["passed"]]
+            if failed:
+                log.warning(
+                    "%s: the classifier tells the reference from the data beyond what the "
+                    "observed excess explains in %s; their excesses are not used",
+                    label,
+                    ", ".join(failed),
+                )
+            passed = np.array([c["passed"] for c in closure])
+            scan = dataclasses.replace(scan, fit_valid=scan.fit_valid & passed[:, None])
         lee = None
         if config.stats.n_pseudo > 0 and np.isfinite(scan.max_significance):
             key = f"lee/{label}"
@@ -343,7 +426,17 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
                 store.save_json(key, result.to_dict())
             lee = store.load_json(key)
         outcomes.append(
-            MethodOutcome(label, scores, spectra, scan, lee, seconds, templates, n_seen)
+            MethodOutcome(
+                label,
+                gathered.matrix,
+                spectra,
+                scan,
+                lee,
+                gathered.seconds,
+                gathered.templates,
+                gathered.n_seen,
+                closure,
+            )
         )
     return outcomes
 

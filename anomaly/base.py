@@ -304,6 +304,10 @@ class ReferenceDetector(ClassifierDetector):
     fold k, so the class ratio of every fold equals that of the whole window.
     """
 
+    #: whether the reference is a sample of its own (a template, a simulated background) in the
+    #: SR rather than rows of the window: then it calibrates the background efficiency of a cut
+    external_reference: bool = True
+
     @abc.abstractmethod
     def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> np.ndarray:
         """Background-like events the SR data are compared with."""
@@ -311,6 +315,22 @@ class ReferenceDetector(ClassifierDetector):
     def _reference_rows(self, window: WindowEvents) -> np.ndarray | None:
         """Rows of the window the reference consists of, in order (None: not window rows)."""
         return None
+
+    @property
+    def reference_scores_(self) -> np.ndarray:
+        """Out-of-fold score of every reference event (fold model k never trained on fold k).
+
+        For a reference that does not come from the window (a template, a simulated background)
+        these calibrate the selection: the fraction passing a threshold is the background
+        efficiency of that cut inside the signal region.
+        """
+        check_is_fitted(self, ("fold_models_", "reference_fold_"))
+        scores = np.empty(len(self.reference_))
+        for k, model in enumerate(self.fold_models_):
+            rows = self.reference_fold_ == k
+            mjj = getattr(self, "reference_mjj_", None)
+            scores[rows] = model(self.reference_[rows], None if mjj is None else mjj[rows])
+        return scores
 
     def _outside_folds(self, window: WindowEvents) -> np.ndarray:
         folds = super()._outside_folds(window)

@@ -94,7 +94,8 @@ class CATHODE(ReferenceDetector):
     for a named model), `oversampling` (template events per SR event), `mjj_bandwidth` (the KDE
     bandwidth rule or factor, scipy's default when None), and the classifier settings of
     `ClassifierDetector`. Template events that are non-finite or outside the per-feature range of
-    the sideband data are dropped, counted in `n_invalid_template_`, and redrawn.
+    the sideband data are dropped, counted in `n_invalid_template_`, and redrawn. The template is
+    `reference_`, its masses `reference_mjj_`.
     """
 
     def __init__(
@@ -131,7 +132,7 @@ class CATHODE(ReferenceDetector):
         rng = np.random.default_rng(sample_seed)
         n = round(self.oversampling * window.in_sr.sum())
         low, high = X_sb.min(axis=0), X_sb.max(axis=0)
-        parts, have, invalid = [], 0, 0
+        parts, masses, have, invalid = [], [], 0, 0
         drawn = 0
         for _ in range(_MAX_REDRAWS):
             # Over-draw by the invalid fraction seen so far, so a round rarely falls short.
@@ -143,6 +144,7 @@ class CATHODE(ReferenceDetector):
             drawn += len(x)
             invalid += int((~ok).sum())
             parts.append(x[ok][:missing])
+            masses.append(m[ok][:missing])
             have += len(parts[-1])
             if have == n:
                 break
@@ -152,4 +154,5 @@ class CATHODE(ReferenceDetector):
                 f"sideband range) and only {have} of {n} valid ones in {_MAX_REDRAWS} rounds"
             )
         self.n_invalid_template_ = invalid
+        self.reference_mjj_ = np.concatenate(masses)
         return np.concatenate(parts)

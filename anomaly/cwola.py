@@ -20,6 +20,8 @@ class CWoLa(ReferenceDetector):
     classifier back-ends.
     """
 
+    external_reference = False
+
     def __init__(
         self,
         *,

@@ -20,6 +20,7 @@ from analysis.stats.inference import (
 )
 from analysis.stats.lee import LookElsewhereResult, NullModel, background_only_model, look_elsewhere
 from analysis.stats.models import (
+    CalibratedFit,
     WindowModel,
     build_window_model,
     gaussian_signal,
@@ -32,7 +33,9 @@ from analysis.stats.scan import (
     ScanResult,
     SculptingResult,
     SelectedSpectra,
+    cell_expectation,
     efficiency_flatness,
+    reference_efficiencies,
     scan,
     scan_spectra,
     sculpting_check,
@@ -43,6 +46,7 @@ from analysis.stats.template import TemplateBackground, template_background
 
 __all__ = [
     "EFFICIENCIES",
+    "CalibratedFit",
     "DiscoveryResult",
     "FTestResult",
     "FitResult",
@@ -57,6 +61,7 @@ __all__ = [
     "WindowModel",
     "background_only_model",
     "build_window_model",
+    "cell_expectation",
     "dijet_bin_integrals",
     "dijet_density",
     "discovery_significance",
@@ -67,6 +72,7 @@ __all__ = [
     "ftest_select",
     "gaussian_signal",
     "look_elsewhere",
+    "reference_efficiencies",
     "resolution_edges",
     "sample_dijet",
     "scan",

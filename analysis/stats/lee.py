@@ -43,8 +43,7 @@ class NullModel:
             for e in self.order:
                 previous = rng.binomial(previous.astype(np.int64), self.pass_fraction[w, e])
                 counts[w, e] = previous
-        s = self.spectra
-        return SelectedSpectra(s.edges, s.windows, s.efficiencies, inclusive, counts, s.thresholds)
+        return self.spectra.replace_counts(inclusive, counts)
 
 
 def _sideband_prediction(counts, edges, fit_bins, config) -> np.ndarray | None:
@@ -59,7 +58,8 @@ def background_only_model(spectra: SelectedSpectra, config: ScanConfig) -> NullM
     """Fit the observed spectra to build the background-only hypothesis for pseudo-experiments.
 
     A selected spectrum whose sideband fit fails falls back to a flat efficiency times the
-    inclusive fit (counted in `n_fallbacks`).
+    inclusive fit (counted in `n_fallbacks`). With a reference calibration the selected mean is
+    the inclusive fit times the reference efficiency wherever the reference has events.
     """
     inclusive_fit = fit_dijet(
         spectra.inclusive, spectra.edges, None, config.n_params, config.sqrt_s
@@ -85,6 +85,9 @@ def background_only_model(spectra: SelectedSpectra, config: ScanConfig) -> NullM
                 if mean is None:
                     fallbacks += 1
                     mean = inclusive_mean * spectra.counts[w, e].sum() / spectra.inclusive.sum()
+                if spectra.reference_efficiency is not None:
+                    eff = spectra.reference_efficiency[w, e]
+                    mean = np.where(np.isfinite(eff), inclusive_mean * eff, mean)
             pass_fraction[w, e] = np.clip(mean / previous, 0.0, 1.0)
             previous = np.maximum(mean, 1e-300)
     return NullModel(spectra, inclusive_mean, pass_fraction, order, fallbacks)

@@ -19,6 +19,7 @@ from analysis.stats.template import TemplateBackground
 from generative.fileio import write_atomic
 
 __all__ = [
+    "CalibratedFit",
     "WindowModel",
     "build_window_model",
     "gaussian_signal",
@@ -200,6 +201,21 @@ class WindowModel:
             return cls.from_dict(json.load(stream))
 
 
+@dataclass(frozen=True, eq=False)
+class CalibratedFit:
+    """Background after a selection: the inclusive fit times a measured efficiency per bin.
+
+    For selections whose background efficiency is not smooth in mjj (a classifier trained in
+    the signal region only), the efficiency comes from a background reference inside the
+    signal region (e.g. CATHODE's template) and the inclusive spectrum, which no selection
+    sculpts, from the sideband fit. `efficiency` and `efficiency_error` are on the full binning.
+    """
+
+    fit: FitResult
+    efficiency: np.ndarray
+    efficiency_error: np.ndarray
+
+
 def _sr_edges(edges: np.ndarray, in_sr: np.ndarray) -> np.ndarray:
     """Edges of the contiguous signal-region bins."""
     return edges[np.r_[np.flatnonzero(in_sr), np.flatnonzero(in_sr)[-1] + 1]]
@@ -213,19 +229,31 @@ def _background_in_sr(background, edges, in_sr, staterror):
         up, down = background.variations(sr_edges)
         names = tuple(f"dijet_eigen_{k}" for k in range(up.shape[0]))
         return background.predict(sr_edges), names, up, down, staterror
+    if isinstance(background, CalibratedFit):
+        eff, err = background.efficiency[in_sr], background.efficiency_error[in_sr]
+        if not (np.all(np.isfinite(eff)) and np.all(np.isfinite(err))):
+            raise ValueError("the reference efficiency is undefined in a signal-region bin")
+        inclusive, names, up, down, stat = _background_in_sr(
+            background.fit, edges, in_sr, np.zeros_like(staterror)
+        )
+        stat = np.hypot(staterror, inclusive * err)
+        return inclusive * eff, names, up * eff, down * eff, stat
     if isinstance(background, TemplateBackground):
         nominal = background.predict(sr_edges)
         shift = nominal * background.norm_uncertainty
         stat = np.hypot(staterror, background.uncertainty(sr_edges))
         return nominal, ("template_norm",), (nominal + shift)[None], (nominal - shift)[None], stat
-    raise TypeError(f"background must be a FitResult or TemplateBackground, got {type(background)}")
+    raise TypeError(
+        "background must be a FitResult, TemplateBackground or CalibratedFit, "
+        f"got {type(background)}"
+    )
 
 
 def build_window_model(
     observed_counts: np.ndarray,
     edges: np.ndarray,
     window: Any,
-    background: FitResult | TemplateBackground,
+    background: FitResult | TemplateBackground | CalibratedFit,
     signal: np.ndarray | None = None,
     resolution: float = 0.05,
     staterror: np.ndarray | None = None,

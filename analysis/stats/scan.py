@@ -12,7 +12,7 @@ from scipy import stats
 
 from analysis.stats.dijet import SQRT_S, fit_dijet, fixed_width_edges
 from analysis.stats.inference import discovery_significance, fast_discovery_significance
-from analysis.stats.models import build_window_model, window_bounds
+from analysis.stats.models import CalibratedFit, build_window_model, window_bounds
 
 __all__ = [
     "EFFICIENCIES",
@@ -20,7 +20,9 @@ __all__ = [
     "ScanResult",
     "SculptingResult",
     "SelectedSpectra",
+    "cell_expectation",
     "efficiency_flatness",
+    "reference_efficiencies",
     "scan",
     "scan_spectra",
     "sculpting_check",
@@ -134,6 +136,46 @@ class SelectedSpectra:
     inclusive: np.ndarray
     counts: np.ndarray
     thresholds: np.ndarray
+    #: (window, efficiency, bin) background efficiency of each cut measured on a reference
+    #: sample in the signal region, and its binomial error; None: fit the selected sidebands
+    reference_efficiency: np.ndarray | None = None
+    reference_efficiency_error: np.ndarray | None = None
+
+    def replace_counts(self, inclusive: np.ndarray, counts: np.ndarray) -> SelectedSpectra:
+        """The same selections and calibration with other (e.g. pseudo-experiment) counts."""
+        return dataclasses.replace(self, inclusive=inclusive, counts=counts)
+
+
+def reference_efficiencies(
+    thresholds: np.ndarray,
+    reference_mjj: Sequence[np.ndarray],
+    reference_scores: Sequence[np.ndarray],
+    edges: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, cut and bin: the fraction of reference events above the cut, and its error.
+
+    Bins without reference events get NaN; a signal-region bin without any is an error when
+    the cell is modelled.
+    """
+    n_windows, n_effs = thresholds.shape
+    if len(reference_mjj) != n_windows or len(reference_scores) != n_windows:
+        raise ValueError(f"need a reference sample for each of the {n_windows} windows")
+    eff = np.full((n_windows, n_effs, edges.size - 1), np.nan)
+    err = np.full_like(eff, np.nan)
+    for w in range(n_windows):
+        mjj = np.asarray(reference_mjj[w], dtype=float)
+        scores = np.asarray(reference_scores[w], dtype=float)
+        if mjj.shape != scores.shape:
+            raise ValueError(f"window {w}: reference mjj {mjj.shape} and scores {scores.shape}")
+        total, _ = np.histogram(mjj, bins=edges)
+        for e in range(n_effs):
+            passed, _ = np.histogram(mjj[scores > thresholds[w, e]], bins=edges)
+            ok = total > 0
+            eff[w, e, ok] = passed[ok] / total[ok]
+            # At least one event's worth of error: an empty pass count is not a certainty.
+            p = np.maximum(passed[ok], 1.0) / total[ok]
+            err[w, e, ok] = np.sqrt(p * (1 - np.minimum(p, 1.0)) / total[ok])
+    return eff, err
 
 
 def _window_table(windows: Sequence[Any], edges: np.ndarray) -> np.ndarray:
@@ -172,12 +214,15 @@ def select_spectra(
     windows: Sequence[Any],
     edges: np.ndarray,
     efficiencies: Sequence[float] = EFFICIENCIES,
+    reference: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
 ) -> SelectedSpectra:
     """Histogram the events passing each window's score threshold at each efficiency.
 
     `scores` is one array for all windows or one array per window (each window's own
     detector). The threshold keeps the top `efficiency` fraction of the window's
-    signal-region events and is then applied to the whole spectrum.
+    signal-region events and is then applied to the whole spectrum. `reference`, per window
+    (mjj, scores) of a background reference in the signal region, switches the background
+    model of the selected signal region to the inclusive fit times the reference efficiency.
     """
     edges = np.asarray(edges, dtype=float)
     table = _window_table(windows, edges)
@@ -204,7 +249,11 @@ def select_spectra(
             if eff < 1.0:
                 thresholds[w, e] = np.quantile(sr_scores, 1.0 - eff)
             counts[w, e], _ = np.histogram(mjj[scores[w] > thresholds[w, e]], bins=edges)
-    return SelectedSpectra(edges, table, effs, inclusive.astype(float), counts, thresholds)
+    spectra = SelectedSpectra(edges, table, effs, inclusive.astype(float), counts, thresholds)
+    if reference is None:
+        return spectra
+    eff, err = reference_efficiencies(thresholds, reference[0], reference[1], edges)
+    return dataclasses.replace(spectra, reference_efficiency=eff, reference_efficiency_error=err)
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,16 +329,51 @@ def window_fit(counts: np.ndarray, edges: np.ndarray, row: Sequence[float], conf
     return fit_dijet(counts, edges, fit_bins, config.n_params, config.sqrt_s)
 
 
-def _cell(counts, edges, row, config) -> tuple[Any, float]:
-    """Fit, model and test one cell -> ((DiscoveryResult, background) or None, fit seconds)."""
+def cell_expectation(
+    spectra: SelectedSpectra, w: int, e: int, config: ScanConfig | None = None
+) -> np.ndarray:
+    """Background per bin of cell (window `w`, efficiency `e`) as the scan models it.
+
+    NaN outside the window's fit range, where the fit failed, and, for a reference-calibrated
+    selection, in the sidebands (only the signal region's selected counts are modelled there).
+    """
+    config = ScanConfig() if config is None else config
+    row = spectra.windows[w]
+    centres = 0.5 * (spectra.edges[1:] + spectra.edges[:-1])
+    in_sr = (centres >= row[0]) & (centres < row[1])
+    shown = (centres >= row[2]) & (centres < row[3])
+    calibrated = spectra.reference_efficiency is not None
+    counts = spectra.inclusive if calibrated else spectra.counts[w, e]
+    expected = np.full(centres.size, np.nan)
     try:
-        fit = window_fit(counts, edges, row, config)
+        fit = window_fit(counts, spectra.edges, row, config)
+    except ValueError:
+        return expected
+    if not fit.valid:
+        return expected
+    prediction = fit.predict()
+    if calibrated:
+        prediction = prediction * spectra.reference_efficiency[w, e]
+        shown &= in_sr
+    expected[shown] = prediction[shown]
+    return expected
+
+
+def _cell(counts, edges, row, config, calibration=None) -> tuple[Any, float]:
+    """Fit, model and test one cell -> ((DiscoveryResult, background) or None, fit seconds).
+
+    `calibration` = (inclusive counts, efficiency, error): the background is the inclusive
+    sideband fit times the reference efficiency instead of a fit of the selected sidebands.
+    """
+    try:
+        fit = window_fit(counts if calibration is None else calibration[0], edges, row, config)
     except ValueError:
         return None, 0.0
     if not fit.valid:
         return None, fit.seconds
+    background = fit if calibration is None else CalibratedFit(fit, *calibration[1:])
     try:
-        model = build_window_model(counts, edges, row[:2], fit, resolution=config.resolution)
+        model = build_window_model(counts, edges, row[:2], background, resolution=config.resolution)
     except ValueError:
         return None, fit.seconds
     test = fast_discovery_significance if config.method == "fast" else discovery_significance
@@ -318,7 +402,14 @@ def scan_spectra(
         sideband = ~((centres >= row[0]) & (centres < row[1]))
         for e in range(shape[1]):
             counts = spectra.counts[w, e]
-            outcome, fit_seconds = _cell(counts, spectra.edges, row, config)
+            calibration = None
+            if spectra.reference_efficiency is not None:
+                calibration = (
+                    spectra.inclusive,
+                    spectra.reference_efficiency[w, e],
+                    spectra.reference_efficiency_error[w, e],
+                )
+            outcome, fit_seconds = _cell(counts, spectra.edges, row, config, calibration)
             seconds += fit_seconds
             out["obs"][w, e] = counts[~sideband].sum()
             if outcome is not None:

@@ -145,7 +145,7 @@ def test_build_rejects_bad_input(counts):
         build_window_model(counts[:-1], EDGES, WINDOW, fit)
     with pytest.raises(ValueError, match="staterror must be finite, non-negative"):
         build_window_model(counts, EDGES, WINDOW, fit, staterror=-counts)
-    with pytest.raises(TypeError, match="FitResult or TemplateBackground"):
+    with pytest.raises(TypeError, match="FitResult, TemplateBackground or CalibratedFit"):
         build_window_model(counts, EDGES, WINDOW, background=counts)
     failed = fit_dijet(np.r_[np.ones(EDGES.size - 2), 1e12], EDGES, None, 4)
     with pytest.raises(ValueError, match="not valid"):

@@ -36,8 +36,11 @@ def test_whole_search_writes_results_plots_and_report(tmp_path):
     for method in saved["methods"].values():
         scan = method["scan"]
         assert np.array(scan["significances"], dtype=float).shape == (2, 2)
-        assert method["look_elsewhere"]["n_pseudo"] == 20
+        if method["best"]["window"] is not None:
+            assert method["look_elsewhere"]["n_pseudo"] == 20
         assert method["truth"]["signal_in_sr"][0] > 0
+    assert saved["methods"]["cwola"]["best"]["window"] is not None
+    assert len(saved["methods"]["cathode"]["reference_closure"]) == 2
     report = (out / "report.md").read_text()
     assert "| cathode |" in report
     assert "| cwola |" in report
@@ -117,3 +120,30 @@ def test_nearly_empty_signal_region_names_the_window(tmp_path):
     )
     with pytest.raises(ValueError, match=r"window SR 7-7.4 TeV.*signal region has \d \(need 10\)"):
         run_search(load_config(raw))
+
+
+def test_background_only_search_finds_no_excess(tmp_path):
+    """No injected signal: no method claims a bump (CATHODE's poor template is caught)."""
+    raw = tiny(
+        tmp_path,
+        data={"n_background": 60_000, "injection": {"n_signal": 0}},
+        methods=[
+            {"name": "cathode", "options": FAST_CATHODE},
+            {"name": "cwola", "options": FAST_HGB},
+            {"name": "idealized", "options": FAST_HGB},
+        ],
+        stats={"efficiencies": [1.0, 0.1, 0.02], "n_pseudo": 0},
+    )
+    results = run_search(load_config(raw)).results
+    for label, method in results["methods"].items():
+        z = np.array(method["scan"]["significances"], dtype=float)
+        usable = np.array(method["scan"]["fit_valid"])
+        assert np.all(z[usable] < 3.0), (label, z, usable)
+    cathode = results["methods"]["cathode"]
+    assert "reference" in cathode["background_model"]
+    # The tiny flow's template is visibly wrong: closure must catch it, not claim an excess.
+    assert not any(c["passed"] for c in cathode["reference_closure"])
+    assert cathode["best"]["window"] is None
+    # A perfect reference (simulated background) closes, and its calibration finds nothing.
+    assert all(c["passed"] for c in results["methods"]["idealized"]["reference_closure"])
+    assert "selected" in results["methods"]["cwola"]["background_model"]

@@ -285,3 +285,16 @@ def test_density_model_by_name_or_instance():
         make_density_model(template, {"n_transforms": 2}, seed)
     with pytest.raises(TypeError, match="density_model must be a model name or a DensityModel"):
         make_density_model(object(), None, seed)
+
+
+def test_reference_scores_are_out_of_fold_and_template_masses_kept(gaussian):
+    """Each template event is scored by the fold model that left it out of training."""
+    det = CATHODE(density_params=TINY_FLOW, classifier=SpyClassifier(), random_state=0)
+    det.fit(gaussian.X, gaussian.mjj, gaussian.in_sr)
+    scores = det.reference_scores_  # the spies assert no model scores its own training rows
+    assert scores.shape == (len(det.reference_),)
+    assert det.reference_mjj_.shape == (len(det.reference_),)
+    low, high = gaussian.mjj[gaussian.in_sr].min(), gaussian.mjj[gaussian.in_sr].max()
+    assert ((det.reference_mjj_ >= low) & (det.reference_mjj_ <= high)).all()
+    for k, model in enumerate(det.fold_models_):
+        assert rows(det.reference_[det.reference_fold_ == k]) <= model.classifier.scored_
