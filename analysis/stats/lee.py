@@ -19,7 +19,13 @@ from scipy import stats
 
 from analysis.executor import InProcessExecutor
 from analysis.stats.dijet import fit_dijet
-from analysis.stats.scan import ScanConfig, ScanResult, SelectedSpectra, scan_spectra
+from analysis.stats.scan import (
+    ScanConfig,
+    ScanResult,
+    SelectedSpectra,
+    constrained_fit,
+    scan_spectra,
+)
 
 __all__ = ["LookElsewhereResult", "NullModel", "background_only_model", "look_elsewhere"]
 
@@ -48,7 +54,7 @@ class NullModel:
 
 def _sideband_prediction(counts, edges, fit_bins, config) -> np.ndarray | None:
     try:
-        fit = fit_dijet(counts, edges, fit_bins, config.n_params, config.sqrt_s)
+        fit = constrained_fit(counts, edges, fit_bins, config)
     except ValueError:
         return None
     return fit.predict() if fit.valid else None

@@ -21,6 +21,7 @@ __all__ = [
     "SculptingResult",
     "SelectedSpectra",
     "cell_expectation",
+    "constrained_fit",
     "efficiency_flatness",
     "reference_efficiencies",
     "scan",
@@ -38,7 +39,9 @@ METHODS = ("fast", "pyhf")
 class ScanConfig:
     """How each cell is analysed: dijet order, signal resolution, q0 method ("fast" or "pyhf").
 
-    `efficiencies` are what `scan` selects; `scan_spectra` uses those of its spectra.
+    `efficiencies` are what `scan` selects; `scan_spectra` uses those of its spectra. A cell
+    whose fit bins hold fewer than `min_events_per_parameter` selected events per parameter of
+    the dijet function is not tested: a fit that free can put a bump or a hole anywhere.
     """
 
     efficiencies: tuple[float, ...] = EFFICIENCIES
@@ -47,6 +50,7 @@ class ScanConfig:
     sqrt_s: float = SQRT_S
     method: str = "fast"
     sculpting_alpha: float = 1e-3
+    min_events_per_parameter: int = 10
 
 
 @dataclass(frozen=True)
@@ -326,6 +330,20 @@ def window_fit(counts: np.ndarray, edges: np.ndarray, row: Sequence[float], conf
     centres = 0.5 * (edges[1:] + edges[:-1])
     in_sr = (centres >= row[0]) & (centres < row[1])
     fit_bins = ~in_sr & (centres >= row[2]) & (centres < row[3])
+    return constrained_fit(counts, edges, fit_bins, config)
+
+
+def constrained_fit(
+    counts: np.ndarray, edges: np.ndarray, fit_bins: np.ndarray, config: ScanConfig
+):
+    """The dijet fit of `fit_bins`, refused (ValueError) with too few events to constrain it."""
+    n_events = float(np.sum(np.asarray(counts)[fit_bins]))
+    need = config.min_events_per_parameter * config.n_params
+    if n_events < need:
+        raise ValueError(
+            f"{n_events:.0f} events in the fit bins cannot constrain a {config.n_params}-parameter "
+            f"fit (need {need})"
+        )
     return fit_dijet(counts, edges, fit_bins, config.n_params, config.sqrt_s)
 
 

@@ -220,3 +220,14 @@ def test_reference_calibration_removes_the_bump_a_signal_region_classifier_sculp
         reference=reference,
     )
     assert scan_spectra(with_bump).max_significance > 5
+
+
+def test_a_cell_with_too_few_sideband_events_is_not_tested():
+    """A 4-parameter fit of ~20 sideband events could put a bump anywhere: the cell is skipped."""
+    mjj, scores = background(3_000, seed=5)
+    window = SimpleNamespace(sr_low=3.3, sr_high=3.7, sb_low=2.7, sb_high=4.3)
+    spectra = select_spectra(mjj, scores, [window], EDGES, (1.0, 0.01))
+    result = scan_spectra(spectra, ScanConfig(min_events_per_parameter=10))
+    assert result.fit_valid[0, 0]
+    assert not result.fit_valid[0, 1]
+    assert np.isnan(result.significances[0, 1])
