@@ -43,6 +43,21 @@ def make_model(name: str, **params: Any) -> DensityModel:
     return cls(**params)
 
 
+def inherited_param_names(cls: type, root: type) -> list[str]:
+    """Constructor arguments of `cls` and of every base up to `root` whose `__init__` it extends.
+
+    scikit-learn reads only the most derived `__init__`; models that forward keyword arguments
+    to their bases need all of them for `get_params`, `clone` and `repr`.
+    """
+    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if issubclass(klass, root) and "__init__" in vars(klass):
+            params = inspect.signature(klass.__init__).parameters.values()
+            names |= {p.name for p in params if p.name != "self" and p.kind not in skip}
+    return sorted(names)
+
+
 def _encode(value: Any) -> Any:
     """JSON-safe form of a constructor argument."""
     if isinstance(value, TrainingConfig):
@@ -102,13 +117,7 @@ class DensityModel(BaseEstimator, abc.ABC):
     @classmethod
     def _get_param_names(cls) -> list[str]:
         """Constructor arguments of the class and of every DensityModel base it forwards to."""
-        skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        names: set[str] = set()
-        for klass in cls.__mro__:
-            if issubclass(klass, DensityModel) and "__init__" in vars(klass):
-                params = inspect.signature(klass.__init__).parameters.values()
-                names |= {p.name for p in params if p.name != "self" and p.kind not in skip}
-        return sorted(names)
+        return inherited_param_names(cls, DensityModel)
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abc.abstractmethod

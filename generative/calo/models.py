@@ -26,7 +26,6 @@ Generated showers are float64 MeV, non-negative, with every voxel below `noise` 
 from __future__ import annotations
 
 import abc
-import inspect
 import io
 import json
 import os
@@ -40,7 +39,7 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from generative.base import DensityModel
+from generative.base import DensityModel, inherited_param_names
 from generative.calo.geometry import (
     DATASETS,
     CaloGeometry,
@@ -207,13 +206,7 @@ class ShowerModel(BaseEstimator, abc.ABC):
     @classmethod
     def _get_param_names(cls) -> list[str]:
         """Constructor arguments of the class and of every ShowerModel base it forwards to."""
-        skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        names: set[str] = set()
-        for klass in cls.__mro__:
-            if issubclass(klass, ShowerModel) and "__init__" in vars(klass):
-                params = inspect.signature(klass.__init__).parameters.values()
-                names |= {p.name for p in params if p.name != "self" and p.kind not in skip}
-        return sorted(names)
+        return inherited_param_names(cls, ShowerModel)
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abc.abstractmethod
