@@ -58,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--flow-epochs", type=int, default=None, help="override the flow epochs")
     p.add_argument("--flow-transform", choices=("affine", "spline"), default=None)
     p.add_argument("--min-background", type=int, default=50)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    # One thread by default: a fork of a process whose torch thread pool has started can hang
+    # (seen here with 2 threads after the paper probe), and one thread is faster under load.
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fraction", type=float, default=1.0, help="use this fraction of events")
     p.add_argument("--paper-probe-batches", type=int, default=0, help="time the paper's flow")
     p.add_argument("--output", type=Path, default=RESULTS / "lhco_sic.json")
