@@ -20,11 +20,12 @@ import pandas as pd
 
 from analysis.config import SearchConfig
 from analysis.data import build_features, lhco_benchmark_split, make_toy
+from analysis.executor import configured_executor, limited_threads
 from analysis.metrics import compute_metrics, roc_curve
 from analysis.plots import plot_roc_sic
 from analysis.regions import Window
 from analysis.store import ResultStore, write_atomic, write_json
-from analysis.workflow import configured_executor, limited_threads, toy_signal
+from analysis.workflow import toy_signal
 from anomaly import make_detector
 
 __all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare"]
@@ -198,7 +199,7 @@ def run_compare(config: SearchConfig, *, executor: Any = None) -> dict[str, Any]
                 )
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(configured_executor(config))
+            executor = stack.enter_context(configured_executor(config.executor))
         executor.map(_run_compare_task, tasks)
     return _summarise(config, store, labels)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from analysis.config import DataConfig, SearchConfig
 from analysis.data import ToySignal, build_features, inject_signal, make_toy, read_lhco, read_table
-from analysis.executor import make_executor
+from analysis.executor import configured_executor, limited_threads
 from analysis.regions import Window, sliding_windows
 from analysis.stats import (
     ScanConfig,
@@ -39,8 +37,6 @@ __all__ = [
     "ScoreTask",
     "SearchData",
     "SearchResult",
-    "configured_executor",
-    "limited_threads",
     "load_search_data",
     "reference_closure",
     "run_search",
@@ -364,7 +360,7 @@ def run_search(config: SearchConfig, *, executor: Any = None) -> SearchResult:
         window.check(mjj, min_sr=10, min_sb=10)
     with contextlib.ExitStack() as stack:
         if executor is None:
-            executor = stack.enter_context(configured_executor(config))
+            executor = stack.enter_context(configured_executor(config.executor))
         outcomes = _run_units(config, data, windows, store, executor, task_seed, lee_seed)
     results = write_report(config, data, windows, outcomes)
     return SearchResult(Path(config.output), results, outcomes, windows, data)
@@ -439,45 +435,3 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
             )
         )
     return outcomes
-
-
-@contextlib.contextmanager
-def configured_executor(config: SearchConfig) -> Iterator[Any]:
-    """The executor the configuration names; a LocalCluster it starts is closed afterwards."""
-    ex = config.executor
-    n_workers = ex.n_workers or os.cpu_count() or 1
-    if ex.kind == "inprocess":
-        yield make_executor("inprocess")
-    elif ex.kind == "processes":
-        # Spawned, not forked: a fork of a process whose torch/OpenMP pools are running can hang.
-        yield make_executor("processes", max_workers=n_workers, mp_context="spawn")
-    elif ex.address is not None:
-        yield make_executor("dask", client_or_address=ex.address)
-    else:
-        from distributed import Client, LocalCluster
-
-        with (
-            LocalCluster(n_workers=n_workers, threads_per_worker=1) as cluster,
-            Client(cluster) as client,
-        ):
-            yield make_executor("dask", client_or_address=client)
-
-
-@contextlib.contextmanager
-def limited_threads(n: int) -> Iterator[None]:
-    """Let torch and the OpenMP/BLAS pools use at most `n` threads inside the block.
-
-    Measured here: a flow fit with 2 torch threads on 2 cores with one other busy process
-    took 18x longer than with 1 thread (threads spin waiting for each other), so the units of
-    a search run single-threaded by default and scale by workers instead.
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(previous)
