@@ -28,19 +28,21 @@ from analysis.stats.models import (
     window_bounds,
 )
 from analysis.stats.scan import (
-    EFFICIENCIES,
     ScanConfig,
     ScanResult,
     SculptingResult,
-    SelectedSpectra,
     cell_expectation,
     efficiency_flatness,
-    reference_efficiencies,
     scan,
     scan_spectra,
     sculpting_check,
-    select_spectra,
     window_fit,
+)
+from analysis.stats.selection import (
+    EFFICIENCIES,
+    SelectedSpectra,
+    reference_efficiencies,
+    select_spectra,
 )
 from analysis.stats.template import TemplateBackground, template_background
 

@@ -19,13 +19,8 @@ from scipy import stats
 
 from analysis.executor import InProcessExecutor
 from analysis.stats.dijet import fit_dijet
-from analysis.stats.scan import (
-    ScanConfig,
-    ScanResult,
-    SelectedSpectra,
-    constrained_fit,
-    scan_spectra,
-)
+from analysis.stats.scan import ScanConfig, ScanResult, constrained_fit, scan_spectra
+from analysis.stats.selection import SelectedSpectra
 
 __all__ = ["LookElsewhereResult", "NullModel", "background_only_model", "look_elsewhere"]
 

@@ -7,7 +7,8 @@ from scipy import stats
 from analysis.executor import ProcessPoolExecutor
 from analysis.stats.dijet import fixed_width_edges, sample_dijet
 from analysis.stats.lee import background_only_model, look_elsewhere
-from analysis.stats.scan import ScanConfig, scan_spectra, select_spectra
+from analysis.stats.scan import ScanConfig, scan_spectra
+from analysis.stats.selection import select_spectra
 
 EDGES = fixed_width_edges(2.6, 6.0)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])

@@ -14,8 +14,8 @@ from analysis.stats.scan import (
     scan,
     scan_spectra,
     sculpting_check,
-    select_spectra,
 )
+from analysis.stats.selection import select_spectra
 
 EDGES = fixed_width_edges(2.6, 6.0)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
