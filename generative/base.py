@@ -280,6 +280,10 @@ class DensityModel(BaseEstimator, abc.ABC):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted model to one file, atomically; `load` restores it exactly."""
+        return write_atomic(path, self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The fitted model as bytes (the content of a `save` file), e.g. to embed it elsewhere."""
         check_is_fitted(self, self._fitted)
         params = self.get_params(deep=False)
         fitted = {
@@ -309,21 +313,26 @@ class DensityModel(BaseEstimator, abc.ABC):
         }
         buffer = io.BytesIO()
         torch.save({"meta": json.dumps(meta), "state_dict": self.module_.state_dict()}, buffer)
-        return write_atomic(path, buffer.getvalue())
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DensityModel:
         """Read a model written by `save`; on a subclass, the file must hold that class."""
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        return cls.from_bytes(Path(path).read_bytes(), source=str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "the data") -> DensityModel:
+        """Restore a model from `to_bytes`; `source` names where the bytes came from in errors."""
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         meta = json.loads(payload["meta"])
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a resonance-search density model file")
+            raise ValueError(f"{source} is not a resonance-search density model file")
         module_name, _, qualname = meta["class"].partition(":")
         if module_name.split(".")[0] != "generative":
-            raise ValueError(f"{path} names a class outside this package: {meta['class']}")
+            raise ValueError(f"{source} names a class outside this package: {meta['class']}")
         model_cls = getattr(importlib.import_module(module_name), qualname)
         if not issubclass(model_cls, cls):
-            raise TypeError(f"{path} holds a {model_cls.__name__}, not a {cls.__name__}")
+            raise TypeError(f"{source} holds a {model_cls.__name__}, not a {cls.__name__}")
         model = model_cls(**{k: _decode(v) for k, v in meta["params"].items()})
         model.n_features_in_ = meta["n_features_in"]
         model.n_context_ = meta["n_context"]

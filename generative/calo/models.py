@@ -30,7 +30,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -149,20 +148,6 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict) and "__geometry__" in value:
         return _geometry_from_dict(value["__geometry__"])
     return value
-
-
-def _model_bytes(model: DensityModel) -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.pt"
-        model.save(path)
-        return path.read_bytes()
-
-
-def _model_from_bytes(data: bytes) -> DensityModel:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.pt"
-        path.write_bytes(data)
-        return DensityModel.load(path)
 
 
 class ShowerModel(BaseEstimator, abc.ABC):
@@ -291,7 +276,7 @@ class ShowerModel(BaseEstimator, abc.ABC):
             "preprocessing": self.preprocessing_.to_dict(),
             "extra": self._extra_state(),
         }
-        models = {key: _model_bytes(model) for key, model in self.models_.items()}
+        models = {key: model.to_bytes() for key, model in self.models_.items()}
         buffer = io.BytesIO()
         torch.save({"meta": json.dumps(meta), "models": models}, buffer)
         return write_atomic(path, buffer.getvalue())
@@ -319,7 +304,7 @@ class ShowerModel(BaseEstimator, abc.ABC):
         model._sample_rng = np.random.default_rng(model.sample_seed_)
         model.preprocessing_ = step_from_dict(meta["preprocessing"])
         model._set_extra_state(meta["extra"])
-        model.models_ = {k: _model_from_bytes(v) for k, v in payload["models"].items()}
+        model.models_ = {k: DensityModel.from_bytes(v) for k, v in payload["models"].items()}
         return model
 
     # -- helpers --------------------------------------------------------------------------------
