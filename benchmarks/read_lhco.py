@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.data.readers import DEFAULT_CHUNKSIZE
+from analysis.data.readers import DEFAULT_CHUNKSIZE, read_lhco
 from generative.fileio import write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def measure(path: Path, mode: str) -> dict:
 def write_r_and_d_sized_file(directory: Path) -> Path:
     """All shared parts (and signal) concatenated to 1.1M rows, stored like the R&D file."""
     parts = sorted(LHCO.glob("qcd_part*.h5")) + sorted(LHCO.glob("signal_*.h5"))
-    table = pd.concat([pd.read_hdf(p, key="df") for p in parts], ignore_index=True)
+    table = pd.concat([read_lhco(p) for p in parts], ignore_index=True)
     while len(table) < R_AND_D_ROWS:
         table = pd.concat([table, table.iloc[: R_AND_D_ROWS - len(table)]], ignore_index=True)
     path = directory / "events_rnd_layout_1.1M.h5"

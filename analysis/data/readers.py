@@ -1,7 +1,8 @@
 """Readers for LHC Olympics R&D files (pandas HDF5) and for plain tables of built features.
 
-Both the ``fixed`` format (how the R&D files are distributed) and the ``table`` format are read;
-chunks come from row slices of the stored arrays, so a chunked read never holds more than one
+Both the ``fixed`` format (how the R&D files are distributed) and the ``table`` format are read,
+through h5py as numeric arrays (``analysis.data.hdf5``): reading a file never unpickles anything.
+Chunks come from row slices of the stored arrays, so a chunked read never holds more than one
 chunk besides what the caller keeps. Every table is validated (see ``validation``) before it is
 returned: bad rows raise an error, they are never dropped.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.data.hdf5 import HDF5Frame, open_frame
 from analysis.data.validation import LABEL_COLUMN, validate_features, validate_lhco
 
 _HDF_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
@@ -44,9 +46,8 @@ def read_lhco(
     """
     chunksize = DEFAULT_CHUNKSIZE if chunksize is None else chunksize
     _check_chunksize(chunksize)
-    with _open_store(path, key, columns) as store:
-        n_rows = _n_rows(store, key)
-        return _assemble(_chunks(store, key, columns, chunksize, require_label, path), n_rows)
+    with _open_lhco(path, key, columns) as frame:
+        return _assemble(_chunks(frame, columns, chunksize, require_label), frame.n_rows)
 
 
 def iter_lhco(
@@ -59,8 +60,8 @@ def iter_lhco(
 ) -> Iterator[pd.DataFrame]:
     """Yield validated chunks of ``chunksize`` rows of an LHCO R&D file, in file order."""
     _check_chunksize(chunksize)
-    with _open_store(path, key, columns) as store:
-        yield from _chunks(store, key, columns, chunksize, require_label, path)
+    with _open_lhco(path, key, columns) as frame:
+        yield from _chunks(frame, columns, chunksize, require_label)
 
 
 def read_table(
@@ -83,7 +84,8 @@ def read_table(
     suffix = "".join(path.suffixes[-2:]).lower()
     wanted = list(dtypes)
     if suffix.endswith(_HDF_SUFFIXES):
-        df = pd.read_hdf(path, key=key)
+        with open_frame(path, key) as frame:
+            df = frame.read([c for c in wanted if c in frame.columns])
     elif suffix.endswith(_PARQUET_SUFFIXES):
         if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
             raise ImportError(
@@ -166,23 +168,13 @@ def _check_chunksize(chunksize: object) -> None:
         raise ValueError(f"chunksize must be a positive int, got {chunksize}")
 
 
-def _n_rows(store: pd.HDFStore, key: str) -> int:
-    storer = store.get_storer(key)
-    return int(storer.nrows if storer.is_table else storer.shape[0])
-
-
 def _chunks(
-    store: pd.HDFStore,
-    key: str,
-    columns: Sequence[str] | None,
-    chunksize: int,
-    require_label: bool,
-    path: str | Path,
+    frame: HDF5Frame, columns: Sequence[str] | None, chunksize: int, require_label: bool
 ) -> Iterator[pd.DataFrame]:
     # An empty file still yields one (empty, validated) chunk so callers see its columns.
-    for start in range(0, max(_n_rows(store, key), 1), chunksize):
-        chunk = _read_rows(store, key, columns, path, start=start, stop=start + chunksize)
-        where = f"{path}, rows {start}-{start + len(chunk) - 1}"
+    for start in range(0, max(frame.n_rows, 1), chunksize):
+        chunk = frame.read(columns, start=start, stop=start + chunksize)
+        where = f"{frame.path}, rows {start}-{start + len(chunk) - 1}"
         _validate_lhco_chunk(chunk, columns, require_label, where)
         yield chunk
 
@@ -204,29 +196,12 @@ def _assemble(chunks: Iterator[pd.DataFrame], n_rows: int) -> pd.DataFrame:
     return pd.DataFrame(values, index=index, columns=first.columns, copy=False)
 
 
-def _read_rows(
-    store: pd.HDFStore,
-    key: str,
-    columns: Sequence[str] | None,
-    path: str | Path,
-    *,
-    start: int | None = None,
-    stop: int | None = None,
-) -> pd.DataFrame:
-    if store.get_storer(key).is_table and columns is not None:
-        return store.select(key, columns=list(columns), start=start, stop=stop)
-    # The fixed format cannot select columns on disk: read the row slice, then keep the columns.
-    return _select_columns(store.select(key, start=start, stop=stop), columns, path)
-
-
 @contextmanager
-def _open_store(path: str | Path, key: str, columns: Sequence[str] | None) -> Iterator[pd.HDFStore]:
+def _open_lhco(path: str | Path, key: str, columns: Sequence[str] | None) -> Iterator[HDF5Frame]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no LHCO file at {path}")
-    with pd.HDFStore(path, mode="r") as store:
-        if key not in store:
-            raise KeyError(f"{path} has no dataset '{key}'; it has {store.keys()}")
+    with open_frame(path, key) as frame:
         # Check requested columns up front so both storage formats fail the same way.
-        _select_columns(store.select(key, start=0, stop=0), columns, path)
-        yield store
+        _select_columns(frame.read(start=0, stop=0), columns, path)
+        yield frame

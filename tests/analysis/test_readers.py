@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pandas as pd
@@ -200,3 +201,78 @@ def test_validate_features_checks_nan_negative_and_labels():
         validate_features(table.assign(label=[0, 1, 3, 1]), ["label"])
     with pytest.raises(KeyError, match="tau32_j1"):
         validate_features(table, ["tau32_j1"])
+
+
+class _WritesMarker:
+    """An object whose unpickling runs code: it creates the directory `path`."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.makedirs, (self.path, 0o777, True))
+
+
+@pytest.fixture
+def evil_file(tmp_path, small_lhco):
+    """An LHCO-layout file (fixed format, key 'df') whose 'tau1j1' holds pickled objects."""
+    marker = tmp_path / "unpickled.marker"
+    evil = small_lhco.astype({"tau1j1": object})
+    evil["tau1j1"] = [_WritesMarker(marker) for _ in range(len(evil))]
+    path = tmp_path / "evil.h5"
+    with pytest.warns(pd.errors.PerformanceWarning, match="pickle"):
+        evil.to_hdf(path, key="df", format="fixed")
+    return path, marker
+
+
+def test_crafted_file_is_what_it_claims(evil_file):
+    # pandas itself runs the payload: the file really is hostile.
+    path, marker = evil_file
+    pd.read_hdf(path, key="df")
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "read",
+    [read_lhco, lambda path: next(iter_lhco(path, 10)), lambda path: read_table(path, ["tau1j1"])],
+    ids=["read_lhco", "iter_lhco", "read_table"],
+)
+def test_reading_a_crafted_file_never_unpickles(evil_file, read):
+    path, marker = evil_file
+    with pytest.raises(TypeError, match=r"\['tau1j1'\] are stored as object .*nothing is"):
+        read(path)
+    assert not marker.exists()
+
+
+def test_table_format_string_column_is_refused_by_dtype(tmp_path, small_lhco):
+    bad = small_lhco.astype({"mj2": str})
+    path = tmp_path / "strings.h5"
+    bad.to_hdf(path, key="df", format="table")
+    with pytest.raises(TypeError, match=r"\['mj2'\] are stored as \|S"):
+        read_lhco(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"empty \(0 bytes\), not an HDF5 file"),
+        (b"mjj,mj1\n3.5,0.1\n", "not a readable HDF5 file"),
+    ],
+)
+def test_not_an_hdf5_file_is_named(tmp_path, content, message):
+    path = tmp_path / "events.h5"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"events\.h5 (is )?{message}"):
+        read_lhco(path)
+
+
+def test_truncated_file_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.uniform(0.1, 1.0, (20_000, len(LHCO_FEATURE_COLUMNS))))
+    table.columns = list(LHCO_FEATURE_COLUMNS)
+    path = tmp_path / "cut.h5"
+    table.to_hdf(path, key="df")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut\.h5 is (damaged|not a readable HDF5 file)"):
+        read_lhco(path)
