@@ -146,7 +146,7 @@ def _compare_one(task: CompareTask) -> str:
         data[features].to_numpy(), data["mjj"].to_numpy(), window.sr_mask(data["mjj"]), **extras
     )
     test = task.benchmark.test
-    scores = detector.score(test[features].to_numpy(), test["mjj"].to_numpy())
+    scores = detector.score_samples(test[features].to_numpy(), test["mjj"].to_numpy())
     labels = test["label"].to_numpy()
     metrics = compute_metrics(labels, scores, min_background=task.min_background)
     roc = roc_curve(labels, scores)

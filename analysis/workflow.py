@@ -151,25 +151,24 @@ def _score_window(task: ScoreTask) -> str:
         if task.background is None:
             raise ValueError(f"{task.method} needs an extra background sample (toy data only)")
         extras["background"] = task.background
+        extras["background_mjj"] = task.background_mjj
     if detector.uses_labels:
         if task.labels is None:
             raise ValueError(f"{task.method} needs truth labels; the data have none")
         extras["labels"] = task.labels
     try:
-        detector.fit(task.X, task.mjj, task.in_sr, **extras)
+        result = detector.fit(task.X, task.mjj, task.in_sr, **extras).result_
     except ValueError as err:
         raise ValueError(f"{task.method} on window {task.window.name}: {err}") from err
-    arrays = {"scores": detector.window_scores_, "honest": detector.window_honest_}
-    if getattr(detector, "external_reference", False):
+    arrays = {"scores": result.scores, "honest": result.honest}
+    reference = result.reference
+    if reference is not None and reference.calibrates:
         # The reference's out-of-fold pass fractions calibrate the background after each cut.
-        mjj = getattr(detector, "reference_mjj_", task.background_mjj)
-        arrays["reference_scores"] = detector.reference_scores_
-        arrays["reference_mjj"] = mjj
-    if task.method == "cathode":
-        # A subsample of the sampled background template, for the report's comparison plot.
+        arrays["reference_scores"] = reference.scores
+        arrays["reference_mjj"] = reference.mjj
+        # A subsample of the reference events, for the report's comparison plot.
         rng = np.random.default_rng(task.seed)
-        template = detector.reference_
-        arrays["template"] = template[rng.permutation(len(template))[:TEMPLATE_KEPT]]
+        arrays["template"] = reference.X[rng.permutation(len(reference.X))[:TEMPLATE_KEPT]]
     seconds = time.perf_counter() - start
     ResultStore(task.store_root, task.fingerprint).save_arrays(
         task.key, seconds=np.array(seconds), **arrays

@@ -1,59 +1,96 @@
 """Anomaly detectors for resonance searches, one interface, scored out-of-fold.
 
-Every detector is fitted on one search window, ``fit(X, mjj, in_sr)``, scores each
-signal-region event with a model that never saw it (``oof_scores_``) and scores new events with
-the average of its fold models (``score``).
+Every detector is fitted on one search window, ``fit(X, mjj, in_sr)``; its outcome is one
+record, ``result_`` (per-event scores, which are honest, and its background reference), and it
+scores new events with the average of its fold models (``score_samples``).
+
+Importing the package loads neither torch nor the generative models: the names below resolve
+to their modules on first use, and ``DETECTORS`` lists the detectors without importing them.
 """
 
-from anomaly.anode import ANODE
-from anomaly.autoencoder import Autoencoder
-from anomaly.base import AnomalyDetector, ClassifierDetector, ReferenceDetector, WindowEvents
-from anomaly.cathode import CATHODE, FAST_MAF
-from anomaly.classifiers import CLASSIFIERS, HGBEnsemble, MLPEnsemble, make_classifier
-from anomaly.cwola import CWoLa
-from anomaly.idealized import Idealized
-from anomaly.kfold import OutOfFold, fold_assignment, out_of_fold
-from anomaly.supervised import Supervised
+from __future__ import annotations
 
-#: detectors by name, e.g. ``make_detector("cathode", classifier="mlp")``
-DETECTORS: dict[str, type[AnomalyDetector]] = {
-    "cathode": CATHODE,
-    "anode": ANODE,
-    "cwola": CWoLa,
-    "idealized": Idealized,
-    "supervised": Supervised,
-    "autoencoder": Autoencoder,
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anomaly.base import AnomalyDetector
+
+#: where each public name lives (imported on first access, PEP 562)
+_EXPORTS = {
+    "ANODE": "anomaly.anode",
+    "Autoencoder": "anomaly.autoencoder",
+    "AnomalyDetector": "anomaly.base",
+    "ClassifierDetector": "anomaly.base",
+    "ReferenceDetector": "anomaly.base",
+    "CATHODE": "anomaly.cathode",
+    "FAST_MAF": "anomaly.cathode",
+    "CLASSIFIERS": "anomaly.classifiers",
+    "HGBEnsemble": "anomaly.classifiers",
+    "MLPEnsemble": "anomaly.classifiers",
+    "make_classifier": "anomaly.classifiers",
+    "CWoLa": "anomaly.cwola",
+    "WindowEvents": "anomaly.events",
+    "Idealized": "anomaly.idealized",
+    "OutOfFold": "anomaly.kfold",
+    "fold_assignment": "anomaly.kfold",
+    "out_of_fold": "anomaly.kfold",
+    "DetectorResult": "anomaly.results",
+    "Reference": "anomaly.results",
+    "ReferenceSample": "anomaly.results",
+    "Supervised": "anomaly.supervised",
 }
+
+
+class DetectorRegistry(Mapping[str, "type[AnomalyDetector]"]):
+    """Detector classes by short name; a class is imported only when it is looked up."""
+
+    def __init__(self, classes: Mapping[str, str]) -> None:
+        self._classes = dict(classes)
+
+    def __getitem__(self, name: str) -> type[AnomalyDetector]:
+        module, _, cls = self._classes[name].rpartition(".")
+        return getattr(importlib.import_module(module), cls)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+
+#: detectors by name, e.g. ``make_detector("cathode", classifier="mlp")``; ``list(DETECTORS)``
+#: is the list of method names a configuration may use
+DETECTORS = DetectorRegistry(
+    {
+        "cathode": "anomaly.cathode.CATHODE",
+        "anode": "anomaly.anode.ANODE",
+        "cwola": "anomaly.cwola.CWoLa",
+        "idealized": "anomaly.idealized.Idealized",
+        "supervised": "anomaly.supervised.Supervised",
+        "autoencoder": "anomaly.autoencoder.Autoencoder",
+    }
+)
 
 
 def make_detector(name: str, **params: object) -> AnomalyDetector:
     """Construct a detector by its short name."""
-    try:
-        cls = DETECTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown detector {name!r}; choose from {sorted(DETECTORS)}") from None
-    return cls(**params)
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; choose from {sorted(DETECTORS)}")
+    return DETECTORS[name](**params)
 
 
-__all__ = [
-    "ANODE",
-    "CATHODE",
-    "CLASSIFIERS",
-    "DETECTORS",
-    "FAST_MAF",
-    "AnomalyDetector",
-    "Autoencoder",
-    "CWoLa",
-    "ClassifierDetector",
-    "HGBEnsemble",
-    "Idealized",
-    "MLPEnsemble",
-    "OutOfFold",
-    "ReferenceDetector",
-    "Supervised",
-    "WindowEvents",
-    "fold_assignment",
-    "make_classifier",
-    "make_detector",
-    "out_of_fold",
-]
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'anomaly' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = ["DETECTORS", "DetectorRegistry", "make_detector", *sorted(_EXPORTS)]

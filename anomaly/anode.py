@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.base import SEEN_BY_ALL, AnomalyDetector, WindowEvents
-from anomaly.cathode import make_density_model, sideband_events
+from anomaly.base import SEEN_BY_ALL, AnomalyDetector, WindowEvents, sideband_events
+from anomaly.cathode import make_density_model
 from generative.base import DensityModel
 
 __all__ = ["ANODE", "DensityRatioFold", "log_density_ratio"]
@@ -57,7 +57,7 @@ class ANODE(AnomalyDetector):
 
     `density_model`/`density_params` configure both models (defaults as in CATHODE);
     `log_density_floor` is the smallest log-density an event can get (see `log_density_ratio`).
-    `score` needs `mjj`.
+    `score_samples` needs `mjj`.
     """
 
     needs_mjj = True

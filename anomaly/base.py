@@ -4,23 +4,25 @@ A detector is configured in `__init__` and fitted on the events of one search wi
 `X` (n, d), `mjj` (n,) in TeV and a boolean mask `in_sr` of the signal-region (SR) events; the
 others are the window's sidebands (SB). `fit` splits the SR events into `n_folds` folds and fits
 one model per fold on the other folds, so that `oof_scores_[i]`, the score of the i-th SR event,
-comes from a model that never saw that event. `score(X_new)` scores new events (a held-out test
-set) with the average of the fold models, and refuses events the detector was fitted on: their
-honest scores are the out-of-fold ones.
+comes from a model that never saw that event. `score_samples(X_new)` scores new events (a held-out
+test set) with the average of the fold models, and refuses events the detector was fitted on:
+their honest scores are the out-of-fold ones. Everything the next stage needs from a fit is one
+record, `result_` (an `anomaly.results.DetectorResult`).
 """
 
 from __future__ import annotations
 
 import abc
+import warnings
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
-from anomaly.classifiers import make_classifier
+from anomaly.events import WindowEvents, check_window, row_hashes, sideband_events
 from anomaly.kfold import MIN_EVENTS_PER_FOLD, FoldModel, fold_assignment, out_of_fold
+from anomaly.results import DetectorResult, Reference, ReferenceSample
 from generative.validation import check_array, check_is_fitted
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "WindowEvents",
     "check_window",
     "row_hashes",
+    "sideband_events",
 ]
 
 
@@ -38,78 +41,21 @@ __all__ = [
 UNSEEN, SEEN_BY_ALL = -1, -2
 
 
-class WindowEvents(NamedTuple):
-    """Validated events of one search window (SR and SB) plus the optional extras."""
-
-    X: np.ndarray
-    mjj: np.ndarray
-    in_sr: np.ndarray
-    background: np.ndarray | None
-    labels: np.ndarray | None
-
-    @property
-    def X_sr(self) -> np.ndarray:
-        """Features of the signal-region events, in input order."""
-        return self.X[self.in_sr]
-
-    @property
-    def mjj_sr(self) -> np.ndarray:
-        """mjj of the signal-region events, in input order."""
-        return self.mjj[self.in_sr]
-
-
-def check_window(
-    X: Any, mjj: Any, in_sr: Any, background: Any = None, labels: Any = None
-) -> WindowEvents:
-    """Validate a window's arrays (shapes, finiteness, non-empty SR) or raise naming the problem."""
-    X = check_array(X, "X")
-    n = X.shape[0]
-    mjj_arr = np.asarray(mjj, dtype=np.float64)
-    if mjj_arr.shape != (n,):
-        raise ValueError(f"mjj must have shape ({n},), one value per row of X, got {mjj_arr.shape}")
-    check_array(mjj_arr, "mjj")
-    in_sr_arr = np.asarray(in_sr)
-    if in_sr_arr.shape != (n,):
-        raise ValueError(
-            f"in_sr must have shape ({n},), one flag per row of X, got {in_sr_arr.shape}"
-        )
-    if in_sr_arr.dtype != bool:
-        raise TypeError(f"in_sr must be a boolean mask, got dtype {in_sr_arr.dtype}")
-    if not in_sr_arr.any():
-        raise ValueError(f"the signal region is empty: no event of {n} has in_sr set")
-    bg = None
-    if background is not None:
-        bg = check_array(background, "background", n_features=X.shape[1])
-    lab = None
-    if labels is not None:
-        lab = np.asarray(labels)
-        if lab.shape != (n,):
-            raise ValueError(f"labels must have shape ({n},), one per row of X, got {lab.shape}")
-        if not np.isin(lab, (0, 1)).all():
-            raise ValueError("labels must be 0 (background) or 1 (signal)")
-        lab = lab.astype(np.int64)
-    return WindowEvents(X, mjj_arr, in_sr_arr, bg, lab)
-
-
-def row_hashes(X: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of every row's exact values, to recognise events seen in training."""
-    return pd.util.hash_pandas_object(pd.DataFrame(X), index=False).to_numpy()
-
-
 class AnomalyDetector(BaseEstimator, abc.ABC):
-    """Base of all detectors: validation, seeding, k-fold out-of-fold scoring, `score`.
+    """Base of all detectors: validation, seeding, k-fold out-of-fold scoring, `score_samples`.
 
-    Fitted attributes: `oof_scores_` (one score per SR event, in input order; higher = more
-    anomalous), `sr_indices_` (row of each SR event in the arrays given to `fit`), `folds_` (an
-    `OutOfFold` record: each SR event's fold; `folds_.train_indices(k)` are the SR events fold
-    model k trained on), `fold_models_` (the fitted fold scorers), `window_scores_` (a score for
-    every row given to `fit`: SR rows out-of-fold, sideband rows by the fold model that did not
-    train on them or by the fold average when none did) and `window_honest_` (False for the rows
-    every model saw in training, e.g. the sidebands of a sideband density model; their scores are
-    biased and a bump hunt should not rely on them).
+    Fitted attributes: `result_` (the `DetectorResult` the next stage reads: a score for every
+    row given to `fit`, SR rows out-of-fold and sideband rows by the fold model that did not
+    train on them or by the fold average when none did; which rows are honest, False for those
+    every model saw in training, e.g. the sidebands of a sideband density model, whose scores are
+    biased; and the detector's external background reference, if any), `oof_scores_` (one score
+    per SR event, in input order; higher = more anomalous), `sr_indices_` (row of each SR event
+    in the arrays given to `fit`), `folds_` (an `OutOfFold` record: each SR event's fold;
+    `folds_.train_indices(k)` are the SR events fold model k trained on) and `fold_models_` (the
+    fitted fold scorers).
     """
 
-    #: whether `score` needs the events' mjj (density-based detectors)
+    #: whether `score_samples` needs the events' mjj (density-based detectors)
     needs_mjj: bool = False
     #: whether the fold models train on SR events; if not, one model serves every fold
     trains_on_sr: bool = True
@@ -139,6 +85,10 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         """Labels of the SR events to stratify the folds by (None: plain shuffled folds)."""
         return None
 
+    def _external_reference(self, window: WindowEvents) -> Reference | None:
+        """The fitted background reference in the SR that is not rows of the window, if any."""
+        return None
+
     # -- public API -----------------------------------------------------------------------------
     def fit(
         self,
@@ -148,14 +98,19 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         *,
         background: Any = None,
         labels: Any = None,
+        background_mjj: Any = None,
     ) -> AnomalyDetector:
-        """Fit on one window and score every SR event out-of-fold into `oof_scores_`."""
+        """Fit on one window and score every SR event out-of-fold; the outcome is `result_`.
+
+        `background` (features) and `background_mjj` (their masses, optional) are a simulated
+        background sample in the SR for the detectors that use one; `labels` are truth labels.
+        """
         name = type(self).__name__
         if background is not None and not self.uses_background:
             raise ValueError(f"{name} does not use a background sample; do not pass background=")
         if labels is not None and not self.uses_labels:
             raise ValueError(f"{name} does not use truth labels; do not pass labels=")
-        window = check_window(X, mjj, in_sr, background, labels)
+        window = check_window(X, mjj, in_sr, background, labels, background_mjj)
         prepare_seed, split_seed, fold_seed = np.random.SeedSequence(self.random_state).spawn(3)
         fold = fold_assignment(
             int(window.in_sr.sum()), self.n_folds, split_seed, self._stratify(window)
@@ -176,7 +131,8 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         self.folds_, self.fold_models_ = out_of_fold(window.X_sr, mjj_sr, fold, fit_fold)
         self.oof_scores_ = self.folds_.scores
         self.sr_indices_ = np.flatnonzero(window.in_sr)
-        self.window_scores_, self.window_honest_ = self._window_scores(window)
+        scores, honest = self._window_scores(window)
+        self.result_ = DetectorResult(scores, honest, self._external_reference(window))
         seen = [window.X] if window.background is None else [window.X, window.background]
         self.seen_hashes_ = np.unique(np.concatenate([row_hashes(a) for a in seen]))
         self.n_features_in_ = window.X.shape[1]
@@ -200,14 +156,15 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         models = {id(m): m for m in self.fold_models_}.values()
         return np.mean([m(X, mjj) for m in models], axis=0)
 
-    def score(self, X: Any, mjj: Any = None, *, fold: Any = None) -> np.ndarray:
+    def score_samples(self, X: Any, mjj: Any = None, *, fold: Any = None) -> np.ndarray:
         """Score new events (higher = more anomalous) with the average of the fold models.
 
         `fold` (an int, or one fold id per event) scores with that single fold model instead:
         use it when comparing with `oof_scores_`, which come from single fold models; an average
         of models is a smoother function whose scores do not rank like a single model's. Events
         the detector was fitted on (any row of the window or of the background sample) are
-        refused: at least one fold model trained on each of them; use `oof_scores_`.
+        refused: at least one fold model trained on each of them; use `oof_scores_`. No events
+        give an empty array.
         """
         check_is_fitted(self, ("fold_models_",))
         X = check_array(X, "X", n_features=self.n_features_in_, allow_empty=True)
@@ -218,6 +175,12 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
             if mjj.shape != (X.shape[0],):
                 raise ValueError(f"mjj must have shape ({X.shape[0]},), got {mjj.shape}")
             check_array(mjj, "mjj", allow_empty=True)
+        if fold is not None:
+            fold = np.broadcast_to(np.asarray(fold), (X.shape[0],))
+            if not np.isin(fold, np.arange(len(self.fold_models_))).all():
+                raise ValueError(f"fold must hold fold ids 0..{len(self.fold_models_) - 1}")
+        if X.shape[0] == 0:
+            return np.empty(0)
         seen = np.isin(row_hashes(X), self.seen_hashes_)
         if seen.any():
             raise ValueError(
@@ -226,14 +189,20 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
             )
         if fold is None:
             return self._average(X, mjj)
-        fold = np.broadcast_to(np.asarray(fold), (X.shape[0],))
-        if not np.isin(fold, np.arange(len(self.fold_models_))).all():
-            raise ValueError(f"fold must hold fold ids 0..{len(self.fold_models_) - 1}")
         out = np.empty(X.shape[0])
         for k in np.unique(fold):
             rows = fold == k
             out[rows] = self.fold_models_[k](X[rows], None if mjj is None else mjj[rows])
         return out
+
+    def score(self, X: Any, mjj: Any = None, *, fold: Any = None) -> np.ndarray:
+        """Deprecated name of `score_samples` (in scikit-learn `score` is a scalar metric)."""
+        warnings.warn(
+            "AnomalyDetector.score is deprecated and will be removed; use score_samples",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.score_samples(X, mjj, fold=fold)
 
 
 def seed_int(seed: np.random.SeedSequence) -> int:
@@ -279,6 +248,9 @@ class ClassifierDetector(AnomalyDetector):
 
     def _make_classifier(self, seed: np.random.SeedSequence) -> Any:
         if isinstance(self.classifier, str):
+            # Imported here: the torch back-end must not load with the package.
+            from anomaly.classifiers import make_classifier
+
             return make_classifier(
                 self.classifier, **(self.classifier_params or {}), random_state=seed_int(seed)
             )
@@ -301,15 +273,14 @@ class ReferenceDetector(ClassifierDetector):
 
     The reference (sidebands, a sampled template or a simulated background) is split into the
     same number of folds at random; fold model k trains on the SR data and the reference outside
-    fold k, so the class ratio of every fold equals that of the whole window.
+    fold k, so the class ratio of every fold equals that of the whole window. Fitted attributes
+    besides the base ones: `reference_sample_` (what `_reference` drew; its events are also
+    `reference_`, their masses `reference_mjj_`, None when unknown) and `reference_fold_` (each
+    reference event's fold).
     """
 
-    #: whether the reference is a sample of its own (a template, a simulated background) in the
-    #: SR rather than rows of the window: then it calibrates the background efficiency of a cut
-    external_reference: bool = True
-
     @abc.abstractmethod
-    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> np.ndarray:
+    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> ReferenceSample:
         """Background-like events the SR data are compared with."""
 
     def _reference_rows(self, window: WindowEvents) -> np.ndarray | None:
@@ -317,20 +288,26 @@ class ReferenceDetector(ClassifierDetector):
         return None
 
     @property
-    def reference_scores_(self) -> np.ndarray:
-        """Out-of-fold score of every reference event (fold model k never trained on fold k).
+    def reference_(self) -> np.ndarray:
+        """The reference events (features) of the fit."""
+        return self.reference_sample_.X
 
-        For a reference that does not come from the window (a template, a simulated background)
-        these calibrate the selection: the fraction passing a threshold is the background
-        efficiency of that cut inside the signal region.
-        """
-        check_is_fitted(self, ("fold_models_", "reference_fold_"))
+    @property
+    def reference_mjj_(self) -> np.ndarray | None:
+        """Masses of the reference events (TeV), None when the detector was not told them."""
+        return self.reference_sample_.mjj
+
+    def _external_reference(self, window: WindowEvents) -> Reference | None:
+        # A reference of its own (a template, a simulated background) in the SR, scored by the
+        # fold model that left each event out: its pass fractions calibrate a cut's background.
+        if self._reference_rows(window) is not None:
+            return None
         scores = np.empty(len(self.reference_))
+        mjj = self.reference_mjj_
         for k, model in enumerate(self.fold_models_):
             rows = self.reference_fold_ == k
-            mjj = getattr(self, "reference_mjj_", None)
             scores[rows] = model(self.reference_[rows], None if mjj is None else mjj[rows])
-        return scores
+        return Reference(self.reference_, mjj, scores)
 
     def _outside_folds(self, window: WindowEvents) -> np.ndarray:
         folds = super()._outside_folds(window)
@@ -344,15 +321,15 @@ class ReferenceDetector(ClassifierDetector):
 
     def _prepare(self, window: WindowEvents, seed: np.random.SeedSequence) -> None:
         ref_seed, split_seed = seed.spawn(2)
-        reference = self._reference(window, ref_seed)
-        if len(reference) < self.n_folds * MIN_EVENTS_PER_FOLD:
+        sample = self._reference(window, ref_seed)
+        if len(sample.X) < self.n_folds * MIN_EVENTS_PER_FOLD:
             raise ValueError(
-                f"too few reference events for {self.n_folds} folds: {len(reference)}, need at "
+                f"too few reference events for {self.n_folds} folds: {len(sample.X)}, need at "
                 f"least {self.n_folds * MIN_EVENTS_PER_FOLD}"
             )
         rng = np.random.default_rng(split_seed)
-        self.reference_fold_ = rng.permutation(len(reference)) % self.n_folds
-        self.reference_ = reference
+        self.reference_fold_ = rng.permutation(len(sample.X)) % self.n_folds
+        self.reference_sample_ = sample
 
     def _training_set(
         self, window: WindowEvents, train: np.ndarray, fold: int

@@ -9,16 +9,25 @@ background. Template events are fresh samples, never scored.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.stats import gaussian_kde
 from sklearn.base import clone
 
-from anomaly.base import ReferenceDetector, WindowEvents, seed_int
+from anomaly.base import ReferenceDetector, WindowEvents, seed_int, sideband_events
+from anomaly.results import ReferenceSample
 from generative.base import DensityModel, make_model
 
-__all__ = ["CATHODE", "FAST_MAF", "make_density_model", "sample_mjj", "sideband_events"]
+__all__ = [
+    "CATHODE",
+    "FAST_MAF",
+    "Template",
+    "make_density_model",
+    "sample_mjj",
+    "sideband_events",
+]
 
 #: the default conditional flow, sized for a CPU: 6 affine MADE blocks of 64 units trained at
 #: batch 2048 (the paper: 15 blocks of 128 at batch 256 for 100 epochs, hours per window)
@@ -57,17 +66,6 @@ def make_density_model(
     return clone(spec).set_params(random_state=seed_int(seed))
 
 
-def sideband_events(window: WindowEvents) -> np.ndarray:
-    """Mask of the window's sideband events, or an error if there are none."""
-    sb = ~window.in_sr
-    if not sb.any():
-        raise ValueError(
-            f"the sidebands hold no events (all {len(sb)} events of the window are in the "
-            "signal region); a sideband density model needs sideband data"
-        )
-    return sb
-
-
 def sample_mjj(
     mjj_sr: np.ndarray, n: int, rng: np.random.Generator, bandwidth: str | float | None = None
 ) -> np.ndarray:
@@ -86,6 +84,15 @@ def sample_mjj(
     return np.concatenate(parts)
 
 
+@dataclass(frozen=True, eq=False)
+class Template(ReferenceSample):
+    """CATHODE's reference: events sampled from the sideband density model at SR masses."""
+
+    density_model: DensityModel | None = None
+    #: sampled events refused (non-finite or outside the sideband range) and redrawn
+    n_invalid: int = 0
+
+
 class CATHODE(ReferenceDetector):
     """Classifying anomalies through outer density estimation.
 
@@ -95,7 +102,8 @@ class CATHODE(ReferenceDetector):
     bandwidth rule or factor, scipy's default when None), and the classifier settings of
     `ClassifierDetector`. Template events that are non-finite or outside the per-feature range of
     the sideband data are dropped, counted in `n_invalid_template_`, and redrawn. The template is
-    `reference_`, its masses `reference_mjj_`.
+    `reference_sample_` (a `Template`; its events `reference_`, its masses `reference_mjj_`), the
+    fitted sideband model `density_model_`.
     """
 
     def __init__(
@@ -121,14 +129,24 @@ class CATHODE(ReferenceDetector):
         self.oversampling = oversampling
         self.mjj_bandwidth = mjj_bandwidth
 
-    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> np.ndarray:
+    @property
+    def density_model_(self) -> DensityModel:
+        """The density model fitted on the sidebands."""
+        return self.reference_sample_.density_model
+
+    @property
+    def n_invalid_template_(self) -> int:
+        """Sampled events refused as invalid and redrawn."""
+        return self.reference_sample_.n_invalid
+
+    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> Template:
         if not self.oversampling > 0:
             raise ValueError(f"oversampling must be positive, got {self.oversampling}")
         sb = sideband_events(window)
         model_seed, sample_seed = seed.spawn(2)
         model = make_density_model(self.density_model, self.density_params, model_seed)
         X_sb = window.X[sb]
-        self.density_model_ = model.fit(X_sb, window.mjj[sb][:, None])
+        model.fit(X_sb, window.mjj[sb][:, None])
         rng = np.random.default_rng(sample_seed)
         n = round(self.oversampling * window.in_sr.sum())
         low, high = X_sb.min(axis=0), X_sb.max(axis=0)
@@ -153,6 +171,4 @@ class CATHODE(ReferenceDetector):
                 f"the density model produced {invalid} invalid events (non-finite or outside the "
                 f"sideband range) and only {have} of {n} valid ones in {_MAX_REDRAWS} rounds"
             )
-        self.n_invalid_template_ = invalid
-        self.reference_mjj_ = np.concatenate(masses)
-        return np.concatenate(parts)
+        return Template(np.concatenate(parts), np.concatenate(masses), model, invalid)

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.base import ReferenceDetector, WindowEvents
-from anomaly.cathode import sideband_events
+from anomaly.base import ReferenceDetector, WindowEvents, sideband_events
+from anomaly.results import ReferenceSample
 
 __all__ = ["CWoLa"]
 
@@ -19,8 +19,6 @@ class CWoLa(ReferenceDetector):
     those within that distance of the SR's mass range. Classes are balanced by weights in the
     classifier back-ends.
     """
-
-    external_reference = False
 
     def __init__(
         self,
@@ -39,8 +37,8 @@ class CWoLa(ReferenceDetector):
         )
         self.sideband_width = sideband_width
 
-    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> np.ndarray:
-        return window.X[self._sidebands(window)]
+    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> ReferenceSample:
+        return ReferenceSample(window.X[self._sidebands(window)])
 
     def _reference_rows(self, window: WindowEvents) -> np.ndarray:
         return np.flatnonzero(self._sidebands(window))

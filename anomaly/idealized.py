@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anomaly.base import ReferenceDetector, WindowEvents
+from anomaly.results import ReferenceSample
 
 __all__ = ["Idealized"]
 
@@ -14,15 +15,15 @@ class Idealized(ReferenceDetector):
 
     Only possible on simulation, it is the upper bound of every weakly supervised method
     (CATHODE with a perfect template). Pass `background=` (features of SR background events) to
-    `fit`.
+    `fit`, and `background_mjj=` (their masses) for the reference to calibrate a selection.
     """
 
     uses_background = True
 
-    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> np.ndarray:
+    def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> ReferenceSample:
         if window.background is None:
             raise ValueError(
                 "the idealized detector needs fit(..., background=X_bg): features of background "
                 "events in the signal region"
             )
-        return window.background
+        return ReferenceSample(window.background, window.background_mjj)

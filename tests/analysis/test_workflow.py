@@ -107,7 +107,7 @@ def test_too_few_events_for_a_method_names_the_window(tmp_path):
         windows={"low": 5.2, "high": 5.6, "width": 0.4, "sideband_width": 0.2},
     )
     with pytest.raises(
-        ValueError, match=r"cwola on window SR 5.2-5.6 TeV.*: too few reference events"
+        ValueError, match=r"cwola on window SR 5.2-5.6 TeV.*: the sidebands hold 13 events, too few"
     ):
         run_search(load_config(raw))
 

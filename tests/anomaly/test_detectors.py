@@ -83,7 +83,7 @@ class RecordingMAF(MAF):
 def test_no_event_is_scored_by_a_model_that_trained_on_it(name, gaussian):
     """Each SR event is scored once, by the one fold model that trained on all other folds.
 
-    The spies also see the sideband rows scored for `window_scores_` and assert that none of
+    The spies also see the sideband rows scored for `result_.scores` and assert that none of
     them is scored by a model that trained on it (CWoLa's sidebands are training data).
     """
     params = {k: v for k, v in FAST[name].items() if k != "classifier_params"}
@@ -101,9 +101,9 @@ def test_no_event_is_scored_by_a_model_that_trained_on_it(name, gaussian):
         scored_total += len(spy.scored_ & rows(X_sr))
     assert scored_total == len(X_sr)
     assert np.isfinite(det.oof_scores_).all()
-    np.testing.assert_array_equal(det.window_scores_[det.sr_indices_], det.oof_scores_)
-    assert np.isfinite(det.window_scores_).all()
-    assert det.window_honest_.all()
+    np.testing.assert_array_equal(det.result_.scores[det.sr_indices_], det.oof_scores_)
+    assert np.isfinite(det.result_.scores).all()
+    assert det.result_.honest.all()
 
 
 @pytest.mark.parametrize(
@@ -119,11 +119,11 @@ def test_window_scores_flag_rows_every_model_saw(name, params, sidebands_honest,
     """Sideband rows get a score for every row; those every fold model trained on are flagged."""
     det = make_detector(name, **FAST[name], **params, random_state=0)
     det.fit(gaussian.X, gaussian.mjj, gaussian.in_sr)
-    assert det.window_scores_.shape == (len(gaussian.X),)
-    assert np.isfinite(det.window_scores_).all()
-    np.testing.assert_array_equal(det.window_scores_[det.sr_indices_], det.oof_scores_)
-    assert det.window_honest_[gaussian.in_sr].all()
-    assert (det.window_honest_[~gaussian.in_sr] == sidebands_honest).all()
+    assert det.result_.scores.shape == (len(gaussian.X),)
+    assert np.isfinite(det.result_.scores).all()
+    np.testing.assert_array_equal(det.result_.scores[det.sr_indices_], det.oof_scores_)
+    assert det.result_.honest[gaussian.in_sr].all()
+    assert (det.result_.honest[~gaussian.in_sr] == sidebands_honest).all()
 
 
 def test_anode_fold_densities_never_saw_their_events(gaussian):
@@ -158,7 +158,7 @@ def test_same_seed_same_scores(name, gaussian):
     def run(seed):
         det = make_detector(name, random_state=seed, **FAST[name])
         det.fit(gaussian.X, gaussian.mjj, gaussian.in_sr, **fit_kwargs(name, gaussian))
-        return det.oof_scores_, det.score(test.X, test.mjj)
+        return det.oof_scores_, det.score_samples(test.X, test.mjj)
 
     (oof_a, new_a), (oof_b, new_b), (oof_c, _) = run(3), run(3), run(4)
     np.testing.assert_array_equal(oof_a, oof_b)
@@ -171,16 +171,16 @@ def test_score_refuses_training_events_and_can_use_single_folds(gaussian):
     """Fitted events are refused; `fold=` scores with single fold models."""
     det = CWoLa(classifier_params=HGB, random_state=0).fit(gaussian.X, gaussian.mjj, gaussian.in_sr)
     with pytest.raises(ValueError, match="3 of 3 events were used to fit"):
-        det.score(gaussian.X[[0, 5, 9]])
+        det.score_samples(gaussian.X[[0, 5, 9]])
     new = gaussian_events(500, 0, seed=8).X
-    per_fold = det.score(new, fold=np.arange(len(new)) % 5)
+    per_fold = det.score_samples(new, fold=np.arange(len(new)) % 5)
     first = det.fold_models_[0](new[::5], None)
     np.testing.assert_array_equal(per_fold[::5], first)
     np.testing.assert_allclose(
-        det.score(new), np.mean([det.score(new, fold=k) for k in range(5)], 0)
+        det.score_samples(new), np.mean([det.score_samples(new, fold=k) for k in range(5)], 0)
     )
     with pytest.raises(ValueError, match=r"fold ids 0\.\.4"):
-        det.score(new, fold=7)
+        det.score_samples(new, fold=7)
 
 
 def test_cathode_template_is_valid_and_sized(gaussian):
@@ -211,7 +211,7 @@ def test_anode_needs_mjj_and_detects_the_signal(gaussian):
     )
     assert roc_auc_score(gaussian.labels[gaussian.in_sr], det.oof_scores_) > 0.8
     with pytest.raises(ValueError, match="needs the events' mjj"):
-        det.score(gaussian_events(300, 0, seed=7).X)
+        det.score_samples(gaussian_events(300, 0, seed=7).X)
 
 
 def test_variational_autoencoder_flags_outliers(gaussian):
@@ -224,7 +224,7 @@ def test_variational_autoencoder_flags_outliers(gaussian):
 def test_unfitted_detector_refuses_to_score():
     """score() before fit() is a NotFittedError."""
     with pytest.raises(NotFittedError):
-        CWoLa().score(np.zeros((3, 4)))
+        CWoLa().score_samples(np.zeros((3, 4)))
 
 
 def _window(gaussian: Events, **change: Any) -> dict[str, Any]:
@@ -291,7 +291,7 @@ def test_reference_scores_are_out_of_fold_and_template_masses_kept(gaussian):
     """Each template event is scored by the fold model that left it out of training."""
     det = CATHODE(density_params=TINY_FLOW, classifier=SpyClassifier(), random_state=0)
     det.fit(gaussian.X, gaussian.mjj, gaussian.in_sr)
-    scores = det.reference_scores_  # the spies assert no model scores its own training rows
+    scores = det.result_.reference.scores  # the spies assert no model scores its own training rows
     assert scores.shape == (len(det.reference_),)
     assert det.reference_mjj_.shape == (len(det.reference_),)
     low, high = gaussian.mjj[gaussian.in_sr].min(), gaussian.mjj[gaussian.in_sr].max()

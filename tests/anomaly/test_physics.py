@@ -62,7 +62,7 @@ def test_references_separate_the_signal_clearly(name, extra, injected, test_set)
     }[extra]
     det = make_detector(name, classifier_params=HGB, random_state=0)
     det.fit(injected.X, injected.mjj, injected.in_sr, **inputs)
-    assert roc_auc_score(test_set.labels, det.score(test_set.X)) > 0.95
+    assert roc_auc_score(test_set.labels, det.score_samples(test_set.X)) > 0.95
 
 
 @pytest.mark.parametrize("name", sorted(WEAK))
@@ -73,7 +73,7 @@ def test_weak_supervision_beats_random(name, injected, test_set):
     """
     det = make_detector(name, random_state=0, **WEAK[name])
     det.fit(injected.X, injected.mjj, injected.in_sr)
-    assert roc_auc_score(test_set.labels, det.score(test_set.X)) > 0.75
+    assert roc_auc_score(test_set.labels, det.score_samples(test_set.X)) > 0.75
     assert roc_auc_score(injected.labels[injected.in_sr], det.oof_scores_) > 0.75
 
 
@@ -89,7 +89,7 @@ def test_background_only_is_not_separated_from_held_out_background(name):
     det = make_detector(name, random_state=1, **WEAK[name])
     det.fit(data.X, data.mjj, data.in_sr)
     fold = np.random.default_rng(0).integers(0, det.n_folds, len(held_out.X))
-    held_scores = det.score(held_out.X, fold=fold)
+    held_scores = det.score_samples(held_out.X, fold=fold)
     y = np.repeat([1, 0], [len(det.oof_scores_), len(held_scores)])
     auc = roc_auc_score(y, np.concatenate([det.oof_scores_, held_scores]))
     assert auc == pytest.approx(0.5, abs=NULL_TOLERANCE)
