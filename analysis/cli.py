@@ -1,26 +1,29 @@
 """The `resonance-search` command line: subcommands mirror the Python API.
 
 Exit codes: 0 success, 1 the search failed while running, 2 a bad command line or configuration.
+Every failure a user can cause prints one line per problem naming the file or key; no traceback.
+Heavy modules (torch, the workflow) load inside the commands, so `--help` and `config --check`
+answer at once.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from analysis.config import ConfigError, SearchConfig, example_yaml, load_config
-from analysis.store import ConfigChangedError, write_atomic
-from generative.calo.cli import calo_app
+if TYPE_CHECKING:
+    from analysis.config import SearchConfig
 
 app = typer.Typer(
     help="Model-agnostic resonance searches: generative backgrounds, anomaly scores, bump hunts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(calo_app, name="calo")
 
 log = logging.getLogger("resonance_search")
 
@@ -29,43 +32,68 @@ CONFIG_ARG = typer.Argument(
 )
 OUTPUT_OPT = typer.Option(None, "--output", "-o", help="Results folder (overrides the config).")
 
+#: errors a user's input or environment causes: reported in one line, never as a traceback
+USER_ERRORS = (ValueError, KeyError, TypeError, OSError, RuntimeError)
+
+
+def _message(err: BaseException) -> str:
+    # str(KeyError) is the repr of its argument; the argument is the message.
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return str(text) or type(err).__name__
+
+
+def _exit(code: int, message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _guarded(action: Callable[[], Any]) -> Any:
+    """Run `action`; a failure the input caused ends the command with exit 1 and one line."""
+    try:
+        return action()
+    except USER_ERRORS as err:
+        log.debug("the failure in full", exc_info=True)
+        _exit(1, f"error: {_message(err)}")
+
 
 @app.callback()
 def main(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="-v logs each stage and unit, -vv debug output."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
 ) -> None:
     """Model-agnostic resonance searches: generative backgrounds, anomaly scores, bump hunts."""
-    level = logging.WARNING if quiet else (logging.INFO if verbose < 2 else logging.DEBUG)
+    if quiet:
+        level = logging.ERROR
+    else:
+        level = (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True
     )
 
 
 def _config(path: Path | None, output: Path | None) -> SearchConfig:
+    from analysis.config import ConfigError, load_config
+
     try:
         config = load_config(path)
     except ConfigError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(2) from None
+        _exit(2, str(err))
     return config.model_copy(update={"output": output}) if output is not None else config
-
-
-def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
-    raise typer.Exit(1) from None
 
 
 @app.command()
 def run(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) -> None:
     """Run a whole search (resumes an interrupted run in the same output folder)."""
-    from analysis.workflow import run_search
-
     cfg = _config(config, output)
-    try:
-        result = run_search(cfg)
-    except (ConfigChangedError, ValueError, KeyError, OSError) as err:
-        _fail(err)
+
+    def search() -> Any:
+        from analysis.workflow import run_search
+
+        return run_search(cfg)
+
+    result = _guarded(search)
     for label, method in result.results["methods"].items():
         best = method["best"]
         if best["window"] is None:
@@ -85,17 +113,20 @@ def run(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) -> N
 @app.command()
 def compare(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) -> None:
     """Compare methods on labelled data at several injections and seeds: SIC, AUC, rejection."""
-    from analysis.compare import compare_folder, run_compare
-
     cfg = _config(config, output)
-    try:
-        result = run_compare(cfg)
-    except (ConfigChangedError, ValueError, KeyError, OSError) as err:
-        _fail(err)
+
+    def comparison() -> Any:
+        from analysis.compare import run_compare
+
+        return run_compare(cfg)
+
+    result = _guarded(comparison)
     for row in result["summary"]:
         sic = "n/a" if row["max_sic"] is None else f"{row['max_sic']:.2f}"
         auc = "n/a" if row["auc"] is None else f"{row['auc']:.3f}"
         typer.echo(f"injection {row['injection']:>6}  {row['method']:<12} max SIC {sic}  AUC {auc}")
+    from analysis.compare import compare_folder
+
     typer.echo(f"table: {compare_folder(cfg) / 'compare.md'}")
 
 
@@ -105,6 +136,7 @@ def config_command(
     output: Path = typer.Option(
         Path("resonance-search.yaml"), "--output", "-o", help="Where to write it."
     ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
     check: Path | None = typer.Option(None, "--check", help="Validate this config and report."),
 ) -> None:
     """Write a documented example configuration, or check one."""
@@ -113,10 +145,28 @@ def config_command(
         typer.echo(f"{check}: valid (fingerprint {cfg.fingerprint()})")
         return
     if not example:
-        typer.echo("nothing to do: pass --example or --check FILE", err=True)
-        raise typer.Exit(2)
-    write_atomic(output, example_yaml())
+        _exit(2, "nothing to do: pass --example or --check FILE")
+    if output.is_dir():
+        _exit(2, f"--output {output} is a directory; name the file to write")
+    if output.exists() and not force:
+        _exit(2, f"{output} exists; pass --force to overwrite it")
+    from analysis.config import example_yaml
+    from analysis.store import write_atomic
+
+    _guarded(lambda: write_atomic(output, example_yaml()))
     typer.echo(f"wrote {output}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def calo(ctx: typer.Context) -> None:
+    """Calorimeter shower surrogate: train a shower model, generate showers, evaluate them."""
+    # Mounted by forwarding, so the shower models (torch) load only when `calo` runs.
+    from generative.calo.cli import calo_app
+
+    calo_app(args=ctx.args, prog_name=f"{ctx.find_root().info_name} calo")
 
 
 @app.command()
@@ -129,7 +179,7 @@ def demo(
     """Fit a flow to the toy's sidebands, sample the signal region, save a plot and the model."""
     from analysis.demo import run_demo
 
-    result = run_demo(output, n_events=events, epochs=epochs, random_state=seed)
+    result = _guarded(lambda: run_demo(output, n_events=events, epochs=epochs, random_state=seed))
     typer.echo(
         f"fitted on {result.n_sideband} sideband events in {result.train_seconds:.1f} s; "
         f"SR NLL per event {result.sr_nll_per_event:.3f}\n"

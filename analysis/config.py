@@ -5,10 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from analysis.defaults import DEFAULT_EFFICIENCIES, DEFAULT_FEATURES
+from analysis.options import check_method_options
 
 __all__ = [
     "CompareConfig",
@@ -23,11 +35,21 @@ __all__ = [
     "load_config",
 ]
 
-METHODS = ("cathode", "anode", "cwola", "idealized", "supervised", "autoencoder")
+#: an integer that is written as one (a boolean or 3.0 is refused)
+Int = Annotated[int, Strict()]
+#: a finite number (an integer is fine, a boolean, a string, inf or nan are refused)
+Real = Annotated[float, Strict(), AllowInfNan(False)]
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be run; the message names each offending key."""
+
+
+def method_names() -> list[str]:
+    """Names of the anomaly detectors a configuration may use (the detector registry's)."""
+    from anomaly import DETECTORS
+
+    return list(DETECTORS)
 
 
 class _Strict(BaseModel):
@@ -37,11 +59,11 @@ class _Strict(BaseModel):
 class InjectionConfig(_Strict):
     """Signal events injected into the background sample (toy: generated; files: from a pool)."""
 
-    n_signal: int = Field(1000, ge=0, description="number of signal events injected")
-    mjj: float = Field(3.5, gt=0, description="toy resonance mass in TeV")
-    width: float = Field(0.15, gt=0, description="toy resonance width in TeV")
-    mj1: float = Field(0.1, gt=0, description="toy lighter jet mass in TeV")
-    mj2: float = Field(0.5, gt=0, description="toy heavier jet mass in TeV")
+    n_signal: Int = Field(1000, ge=0, description="number of signal events injected")
+    mjj: Real = Field(3.5, gt=0, description="toy resonance mass in TeV")
+    width: Real = Field(0.15, gt=0, description="toy resonance width in TeV")
+    mj1: Real = Field(0.1, gt=0, description="toy lighter jet mass in TeV")
+    mj2: Real = Field(0.5, gt=0, description="toy heavier jet mass in TeV")
 
 
 class DataConfig(_Strict):
@@ -52,14 +74,14 @@ class DataConfig(_Strict):
     )
     paths: list[Path] = Field(default_factory=list, description="background/data files")
     signal_path: Path | None = Field(None, description="signal pool file for injection (lhco)")
-    n_background: int = Field(300_000, ge=1000, description="toy background events")
+    n_background: Int = Field(300_000, ge=1000, description="toy background events")
     injection: InjectionConfig = InjectionConfig()
     features: list[str] = Field(
-        default_factory=lambda: ["mj1", "delta_mj", "tau21_j1", "tau21_j2"],
+        default_factory=lambda: list(DEFAULT_FEATURES),
         min_length=1,
         description="feature names of analysis.data.FEATURES (or table columns)",
     )
-    mjj_range: tuple[float, float] = Field(
+    mjj_range: tuple[Real, Real] = Field(
         (2.8, 6.0), description="mjj range in TeV kept for the search and the fits"
     )
 
@@ -76,12 +98,12 @@ class DataConfig(_Strict):
 class WindowsConfig(_Strict):
     """Sliding signal-region windows in mjj (TeV)."""
 
-    low: float = Field(3.1, gt=0, description="lower edge of the first window")
-    high: float = Field(4.1, gt=0, description="upper edge of the last window")
-    width: float = Field(0.4, gt=0, description="window width (TeV, or a fraction for log)")
-    step: float | None = Field(0.2, gt=0, description="distance between windows; null = width")
+    low: Real = Field(3.1, gt=0, description="lower edge of the first window")
+    high: Real = Field(4.1, gt=0, description="upper edge of the last window")
+    width: Real = Field(0.4, gt=0, description="window width (TeV, or a fraction for log)")
+    step: Real | None = Field(0.2, gt=0, description="distance between windows; null = width")
     spacing: Literal["linear", "log"] = "linear"
-    sideband_width: float | None = Field(
+    sideband_width: Real | None = Field(
         0.6, gt=0, description="sideband width on each side in TeV; null = everything outside"
     )
 
@@ -95,22 +117,35 @@ class WindowsConfig(_Strict):
 class MethodConfig(_Strict):
     """One anomaly detector and its options (passed to its constructor)."""
 
-    name: Literal["cathode", "anode", "cwola", "idealized", "supervised", "autoencoder"]
+    name: str
     options: dict[str, Any] = Field(default_factory=dict, description="constructor arguments")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        names = method_names()
+        if name not in names:
+            raise ValueError(f"must be one of {', '.join(map(repr, names))}")
+        return name
+
+    @model_validator(mode="after")
+    def _options_fit_the_constructor(self) -> MethodConfig:
+        check_method_options(self.name, self.options)
+        return self
 
 
 class StatsConfig(_Strict):
     """Selections, background fit and look-elsewhere settings of the bump hunt."""
 
-    efficiencies: list[float] = Field(
-        default_factory=lambda: [1.0, 0.1, 0.01, 0.002],
+    efficiencies: list[Real] = Field(
+        default_factory=lambda: list(DEFAULT_EFFICIENCIES),
         min_length=1,
         description="selection efficiencies, thresholds fixed on each window's own scores",
     )
-    bin_width: float = Field(0.1, gt=0, description="mjj bin width in TeV")
+    bin_width: Real = Field(0.1, gt=0, description="mjj bin width in TeV")
     n_params: Literal[3, 4, 5] = Field(4, description="parameters of the dijet function")
-    resolution: float = Field(0.05, gt=0, description="relative mjj resolution of the signal")
-    n_pseudo: int = Field(200, ge=0, description="background-only pseudo-experiments (0: skip)")
+    resolution: Real = Field(0.05, gt=0, description="relative mjj resolution of the signal")
+    n_pseudo: Int = Field(200, ge=0, description="background-only pseudo-experiments (0: skip)")
 
     @field_validator("efficiencies")
     @classmethod
@@ -128,10 +163,10 @@ class ExecutorConfig(_Strict):
         "processes", description="inprocess, a local process pool, or a Dask cluster"
     )
     address: str | None = Field(None, description="dask scheduler address; null = a LocalCluster")
-    n_workers: int | None = Field(
+    n_workers: Int | None = Field(
         None, ge=1, description="workers of a process pool or LocalCluster; null = one per core"
     )
-    threads_per_task: int = Field(
+    threads_per_task: Int = Field(
         1, ge=1, description="threads a unit may use (torch, OpenMP); workers scale better"
     )
 
@@ -145,18 +180,18 @@ class CompareConfig(_Strict):
         ],
         min_length=1,
     )
-    injections: list[int] = Field(
+    injections: list[Int] = Field(
         default_factory=lambda: [1000], min_length=1, description="injected signal events"
     )
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    signal_region: tuple[float, float] = Field((3.3, 3.7), description="SR in TeV")
-    sideband_width: float | None = Field(None, gt=0, description="TeV; null = all else")
-    n_test_background: int = Field(200_000, ge=100, description="toy test background events")
-    n_test_signal: int = Field(20_000, ge=10, description="toy test signal events")
+    seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
+    signal_region: tuple[Real, Real] = Field((3.3, 3.7), description="SR in TeV")
+    sideband_width: Real | None = Field(None, gt=0, description="TeV; null = all else")
+    n_test_background: Int = Field(200_000, ge=100, description="toy test background events")
+    n_test_signal: Int = Field(20_000, ge=10, description="toy test signal events")
     lhco_directory: Path | None = Field(
         None, description="folder of qcd_partNN.h5 + signal file (data.source lhco)"
     )
-    min_background: int = Field(50, ge=1, description="floor of test background for max SIC")
+    min_background: Int = Field(50, ge=1, description="floor of test background for max SIC")
 
     @field_validator("injections")
     @classmethod
@@ -191,7 +226,7 @@ class SearchConfig(_Strict):
     compare: CompareConfig = CompareConfig()
     executor: ExecutorConfig = ExecutorConfig()
     output: Path = Field(Path("resonance-search-results"), description="results folder")
-    seed: int = Field(0, ge=0, description="master seed; every task gets its own child seed")
+    seed: Int = Field(0, ge=0, description="master seed; every task gets its own child seed")
 
     @model_validator(mode="after")
     def _windows_inside_data(self) -> SearchConfig:
@@ -200,6 +235,14 @@ class SearchConfig(_Strict):
             raise ValueError(
                 f"windows [{self.windows.low}, {self.windows.high}] TeV lie outside "
                 f"data.mjj_range [{low}, {high}] TeV"
+            )
+        # The dijet fit needs more bins than parameters in the range it fits.
+        n_bins = int((high - low) / self.stats.bin_width + 1e-9)
+        if n_bins < self.stats.n_params + 2:
+            raise ValueError(
+                f"stats.bin_width {self.stats.bin_width} TeV gives {n_bins} bins over "
+                f"data.mjj_range [{low}, {high}] TeV; a fit of {self.stats.n_params} parameters "
+                f"needs at least {self.stats.n_params + 2}"
             )
         return self
 
@@ -215,7 +258,8 @@ class SearchConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _format(err: ValidationError) -> str:
+def _format(err: ValidationError, where: str) -> str:
+    """One line per problem: where it comes from, the dotted key, what is wrong."""
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -224,28 +268,66 @@ def _format(err: ValidationError) -> str:
             message = "unknown key"
         if e["type"] == "literal_error":
             message = f"must be one of {e['ctx']['expected']}"
-        got = "" if not e["loc"] else f" (got {e.get('input')!r})"
-        lines.append(f"  {key}: {message}{got}")
-    return "invalid configuration:\n" + "\n".join(lines)
+        got = "" if not e["loc"] or isinstance(e.get("input"), dict) else f" (got {e['input']!r})"
+        lines.append(f"{where}: {key}: {message}{got}")
+    return "\n".join(lines)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (lines {seen[key]} and {line})", None
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError(f"configuration file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"configuration {path} is not a file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text (UTF-8) file (byte {err.start})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = "" if mark is None else f" line {mark.line + 1} column {mark.column + 1}:"
+        problem = getattr(err, "problem", None) or str(err)
+        context = getattr(err, "context", None)
+        detail = problem if not context else f"{problem} ({context})"
+        raise ConfigError(f"{path}:{at} not valid YAML: {detail}") from None
 
 
 def load_config(source: str | Path | dict[str, Any] | None = None) -> SearchConfig:
     """Read and validate a YAML file or mapping; None gives the embedded default search."""
+    where = "configuration"
     if source is None:
         raw: Any = {}
     elif isinstance(source, dict):
         raw = source
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"configuration file {path} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
+        where = str(source)
+        raw = _read_yaml(Path(source))
+        raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ConfigError(f"a configuration must be a mapping of keys, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{where}: a configuration must be a mapping of keys, got {type(raw).__name__}"
+        )
     try:
         return SearchConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format(err)) from None
+        raise ConfigError(_format(err, where)) from None
 
 
 def example_yaml() -> str:
@@ -265,7 +347,8 @@ def _describe(value: BaseModel, cls: type[BaseModel], lines: list[str], indent: 
             lines.append(f"{pad}{name}:")
             _describe(item, type(item), lines, indent + 2)
         elif name == "methods":
-            lines.append(f"{pad}# detectors, each with constructor options: {', '.join(METHODS)}")
+            methods = ", ".join(method_names())
+            lines.append(f"{pad}# detectors, each with constructor options: {methods}")
             lines.append(f"{pad}{name}:")
             for method in item:
                 lines.append(f"{pad}  - name: {method.name}")

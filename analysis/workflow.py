@@ -21,6 +21,8 @@ from sklearn.metrics import roc_auc_score
 
 from analysis.config import DataConfig, SearchConfig
 from analysis.data import ToySignal, build_features, inject_signal, make_toy, read_lhco, read_table
+from analysis.data.duplicates import read_files
+from analysis.data.validation import check_background
 from analysis.executor import configured_executor, limited_threads
 from analysis.regions import Window, sliding_windows
 from analysis.stats import (
@@ -30,7 +32,7 @@ from analysis.stats import (
     scan_spectra,
     select_spectra,
 )
-from analysis.store import ResultStore, write_json
+from analysis.store import ResultStore, data_fingerprint, write_json
 from anomaly import make_detector
 
 __all__ = [
@@ -81,7 +83,7 @@ def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> Search
         )
         events = build_features(raw, config.features)
     elif config.source == "lhco":
-        raw = pd.concat([read_lhco(p) for p in config.paths], ignore_index=True)
+        raw = read_files(config.paths, read_lhco)
         if config.signal_path is not None and config.injection.n_signal > 0:
             pool = read_lhco(config.signal_path)
             raw = inject_signal(
@@ -90,8 +92,7 @@ def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> Search
         events = build_features(raw, config.features)
     else:
         columns = ["mjj", *config.features]
-        tables = [read_table(p, columns) for p in config.paths]
-        events = pd.concat(tables, ignore_index=True)
+        events = read_files(config.paths, lambda path: read_table(path, columns))
     low, high = config.mjj_range
     keep = (events["mjj"] >= low) & (events["mjj"] < high)
     if not keep.any():
@@ -353,10 +354,9 @@ def run_search(config: SearchConfig, *, executor: Any = None) -> SearchResult:
     data_seed, task_seed, lee_seed = np.random.SeedSequence(config.seed).spawn(3)
     log.info("loading data (%s)", config.data.source)
     data = load_search_data(config.data, data_seed)
+    store.check_data(data_fingerprint(data.events))
     windows = search_windows(config)
-    mjj = data.events["mjj"].to_numpy()
-    for window in windows:
-        window.check(mjj, min_sr=10, min_sb=10)
+    check_background(data.events, windows, min_sr=10, min_sb=10)
     with contextlib.ExitStack() as stack:
         if executor is None:
             executor = stack.enter_context(configured_executor(config.executor))

@@ -22,13 +22,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.data.validation import LABEL_COLUMN, validate_lhco
+from analysis.defaults import DEFAULT_FEATURES
 
 FeatureFunction = Callable[[pd.DataFrame], np.ndarray]
 
 #: Registered features: name -> function of the raw (GeV) table returning one value per row.
 FEATURES: dict[str, FeatureFunction] = {}
-#: The standard LHCO R&D feature set of the CATHODE paper (plus ``mjj``, always included).
-DEFAULT_FEATURES: tuple[str, ...] = ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
 #: Value of a tau ratio whose denominator is zero.
 ZERO_DENOMINATOR_VALUE = 0.0
 #: Name of the resonant feature, always the first column of a features table.

@@ -146,3 +146,22 @@ def _report(what: str, n: int, problem: str, bad_counts: dict[str, int]) -> None
     if bad:
         detail = ", ".join(f"'{c}': {k} of {n} rows" for c, k in bad.items())
         raise ValueError(f"{what} has {problem} in column(s) {detail}")
+
+
+def check_background(events: pd.DataFrame, windows: Sequence, *, min_sr: int, min_sb: int) -> None:
+    """Refuse windows whose background alone is too small for the detectors and the fits.
+
+    Injected (label 1) events do not count: a search of injected events with next to no
+    background around them finds the injection and nothing else, a meaningless significance.
+    """
+    mjj = events["mjj"].to_numpy()
+    if LABEL_COLUMN in events:
+        mjj = mjj[events[LABEL_COLUMN].to_numpy() == 0]
+    for window in windows:
+        try:
+            window.check(mjj, min_sr=min_sr, min_sb=min_sb)
+        except ValueError as err:
+            raise ValueError(
+                f"the background (events without signal label) is too small: {err}; "
+                "check data.paths and data.mjj_range"
+            ) from None

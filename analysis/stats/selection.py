@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.defaults import DEFAULT_EFFICIENCIES
 from analysis.stats.models import window_bounds
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "select_spectra",
 ]
 
-EFFICIENCIES = (1.0, 0.1, 0.01, 0.002)
+EFFICIENCIES = DEFAULT_EFFICIENCIES
 
 
 @dataclass(frozen=True, eq=False)
