@@ -52,7 +52,7 @@ def test_changed_data_are_refused_like_a_changed_config(tmp_path):
     store.check_data("d1")
     store.save_arrays("scores/x", a=np.ones(2))
     store.check_data("d1")
-    with pytest.raises(ConfigChangedError, match="other input data .*an input file changed"):
+    with pytest.raises(ConfigChangedError, match=r"other input data .*an input file changed"):
         ResultStore(tmp_path / "run", "abc").open().check_data("d2")
 
 
