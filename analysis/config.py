@@ -283,7 +283,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice (lines {seen[key]} and {line})", None
+                    None,
+                    None,
+                    f"key {key!r} given twice (lines {seen[key]} and {line})",
+                    key_node.start_mark,
                 )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)

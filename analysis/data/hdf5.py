@@ -62,9 +62,20 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _array(dataset: h5py.Dataset, where: str) -> h5py.Dataset | np.ndarray:
+    """The dataset, or the empty array a PyTables placeholder (one dummy element) stands for."""
+    if "shape" not in dataset.attrs:
+        return dataset
+    shape = tuple(_literal(bytes(dataset.attrs["shape"]), where))
+    if np.prod(shape) != 0:
+        return dataset
+    dtype = _text(dataset.attrs.get("value_type", dataset.dtype.str))
+    return np.empty(shape, dtype=dataset.dtype if dtype == "object" else np.dtype(dtype))
+
+
 @dataclass(frozen=True)
 class _Column:
-    dataset: h5py.Dataset
+    dataset: h5py.Dataset | np.ndarray
     #: field of a compound row (table format) or None (fixed format block)
     field: str | None
     #: position inside the block or the field's sub-array, None for a scalar field
@@ -75,6 +86,8 @@ class HDF5Frame:
     """One pandas frame stored under `key` of an open HDF5 file (fixed or table format)."""
 
     def __init__(self, path: Path, key: str, group: h5py.Group) -> None:
+        # Storage: fixed format, one 2-D dataset per dtype block (rows x columns) with the
+        # column names in blockN_items; table format, one compound dataset of rows.
         self.path, self.key = path, key
         kind = _text(group.attrs.get("pandas_type", b""))
         if kind == "frame":
@@ -101,10 +114,15 @@ class HDF5Frame:
             items = [_text(n) for n in group[f"block{b}_items"][()]]
             values = group[f"block{b}_values"]
             self._refuse_non_numeric(values.dtype, items)
+            values = _array(values, self._where())
+            if values.size == 0:
+                # pandas stores blocks transposed; an empty one keeps (columns, 0) as its shape.
+                values = np.empty((0, len(items)), dtype=values.dtype)
             if values.ndim != 2 or values.shape[1] != len(items):
                 raise ValueError(f"{self._where()}: block {b} has shape {values.shape}")
             columns.update({name: _Column(values, None, i) for i, name in enumerate(items)})
-        return {name: columns[name] for name in names}, (group["axis1"], None)
+        index = _array(group["axis1"], self._where())
+        return {name: columns[name] for name in names}, (index, None)
 
     def _table(self, group: h5py.Group) -> tuple[dict[str, _Column], tuple]:
         table = group["table"]
