@@ -32,6 +32,8 @@ CONFIG_ARG = typer.Argument(
 )
 OUTPUT_OPT = typer.Option(None, "--output", "-o", help="Results folder (overrides the config).")
 
+#: the loggers -v turns to INFO
+PACKAGES = ("analysis", "anomaly", "generative")
 #: errors a user's input or environment causes: reported in one line, never as a traceback
 USER_ERRORS = (ValueError, KeyError, TypeError, OSError, RuntimeError)
 
@@ -64,13 +66,14 @@ def main(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors."),
 ) -> None:
     """Model-agnostic resonance searches: generative backgrounds, anomaly scores, bump hunts."""
-    if quiet:
-        level = logging.ERROR
-    else:
-        level = (logging.WARNING, logging.INFO)[verbose] if verbose < 2 else logging.DEBUG
+    # Default: warnings only. -v: this package's stages and units; -vv: everything, libraries too.
+    root = logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.WARNING
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True
+        level=root, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True
     )
+    ours = root if quiet or verbose != 1 else logging.INFO
+    for package in PACKAGES:
+        logging.getLogger(package).setLevel(ours)
 
 
 def _config(path: Path | None, output: Path | None) -> SearchConfig:

@@ -11,13 +11,11 @@ import concurrent.futures
 import contextlib
 import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from tqdm import tqdm
-
 from analysis.config import ExecutorConfig
+from analysis.progress import UnitProgress
 
 __all__ = [
     "DaskExecutor",
@@ -29,9 +27,8 @@ __all__ = [
 ]
 
 
-def _progress(total: int, show: bool | None, desc: str) -> tqdm:
-    disable = not sys.stderr.isatty() if show is None else not show
-    return tqdm(total=total, desc=desc, disable=disable, file=sys.stderr, leave=False)
+def _progress(total: int, show: bool | None, desc: str) -> UnitProgress:
+    return UnitProgress(total, desc, show)
 
 
 class InProcessExecutor:

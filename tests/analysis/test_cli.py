@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from analysis.cli import app
 from analysis.config import load_config
+from analysis.progress import UnitProgress
 from tests.analysis.search_configs import FAST_HGB, tiny
 
 runner = CliRunner()
@@ -84,3 +87,43 @@ def test_calorimeter_commands_are_mounted():
     assert result.exit_code == 0
     for command in ("train", "generate", "evaluate"):
         assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "ours", "root"),
+    [
+        ([], logging.WARNING, logging.WARNING),
+        (["-v"], logging.INFO, logging.WARNING),
+        (["-vv"], logging.DEBUG, logging.DEBUG),
+        (["-q"], logging.ERROR, logging.ERROR),
+    ],
+)
+def test_verbosity_flags_set_the_log_levels(tmp_path, flags, ours, root):
+    path = write_config(tmp_path / "c.yaml", {"seed": 1})
+    result = runner.invoke(app, [*flags, "config", "--check", path])
+    assert result.exit_code == 0, result.output
+    assert logging.getLogger("analysis.workflow").getEffectiveLevel() == ours
+    assert logging.getLogger().level == root
+
+
+def test_unit_progress_logs_elapsed_and_time_left(caplog, monkeypatch):
+    clock = iter([0.0, 10.0, 30.0])
+    monkeypatch.setattr("analysis.progress.time.perf_counter", lambda: next(clock))
+    with caplog.at_level(logging.INFO, "analysis.progress"), UnitProgress(4, "fits") as bar:
+        bar.update()
+        bar.update()
+    assert caplog.messages == [
+        "fits: 1 of 4 finished, 10 s elapsed, about 30 s left",
+        "fits: 2 of 4 finished, 30 s elapsed, about 30 s left",
+    ]
+
+
+def test_example_refuses_to_overwrite_without_force(tmp_path):
+    target = tmp_path / "mine.yaml"
+    target.write_text("seed: 4\n")
+    refused = runner.invoke(app, ["config", "--example", "-o", str(target)])
+    assert refused.exit_code == 2
+    assert target.read_text() == "seed: 4\n"
+    forced = runner.invoke(app, ["config", "--example", "-o", str(target), "--force"])
+    assert forced.exit_code == 0
+    assert load_config(target) == load_config(None)
