@@ -1,24 +1,36 @@
 """Statistics of the bump hunt: background fits, pyhf models, inference, scans, look-elsewhere."""
 
 from analysis.stats.dijet import (
+    BatchFit,
     FitResult,
     FTestResult,
     dijet_bin_integrals,
     dijet_density,
     fit_dijet,
+    fit_dijet_batch,
     fixed_width_edges,
     ftest_select,
     resolution_edges,
     sample_dijet,
 )
 from analysis.stats.inference import (
+    BatchDiscovery,
     DiscoveryResult,
     UpperLimitResult,
+    batch_discovery_significance,
     discovery_significance,
     fast_discovery_significance,
     upper_limit,
 )
-from analysis.stats.lee import LookElsewhereResult, NullModel, background_only_model, look_elsewhere
+from analysis.stats.lee import (
+    GlobalExtrapolation,
+    LookElsewhereResult,
+    NullModel,
+    background_only_model,
+    extrapolate_global,
+    look_elsewhere,
+    pseudo_scan,
+)
 from analysis.stats.models import (
     CalibratedFit,
     WindowModel,
@@ -48,10 +60,13 @@ from analysis.stats.template import TemplateBackground, template_background
 
 __all__ = [
     "EFFICIENCIES",
+    "BatchDiscovery",
+    "BatchFit",
     "CalibratedFit",
     "DiscoveryResult",
     "FTestResult",
     "FitResult",
+    "GlobalExtrapolation",
     "LookElsewhereResult",
     "NullModel",
     "ScanConfig",
@@ -62,18 +77,22 @@ __all__ = [
     "UpperLimitResult",
     "WindowModel",
     "background_only_model",
+    "batch_discovery_significance",
     "build_window_model",
     "cell_expectation",
     "dijet_bin_integrals",
     "dijet_density",
     "discovery_significance",
     "efficiency_flatness",
+    "extrapolate_global",
     "fast_discovery_significance",
     "fit_dijet",
+    "fit_dijet_batch",
     "fixed_width_edges",
     "ftest_select",
     "gaussian_signal",
     "look_elsewhere",
+    "pseudo_scan",
     "reference_efficiencies",
     "resolution_edges",
     "sample_dijet",

@@ -20,8 +20,10 @@ from scipy import special, stats
 from analysis.stats.models import WindowModel, quiet_pyhf
 
 __all__ = [
+    "BatchDiscovery",
     "DiscoveryResult",
     "UpperLimitResult",
+    "batch_discovery_significance",
     "discovery_significance",
     "fast_discovery_significance",
     "upper_limit",
@@ -205,6 +207,142 @@ def fast_discovery_significance(model: WindowModel) -> DiscoveryResult:
     t0 = max(2.0 * (nll_null - nll_free), 0.0)
     signed = float(np.copysign(np.sqrt(t0), theta_free[0]))
     return _result(signed, float(theta_free[0]), model, "fast-asymptotics")
+
+
+@dataclass(frozen=True, eq=False)
+class BatchDiscovery:
+    """q0 tests of a stack of window models: arrays over the stack (NaN where not tested)."""
+
+    significance: np.ndarray
+    signed_significance: np.ndarray
+    mu_hat: np.ndarray
+    mu_error: np.ndarray
+
+
+class _BatchLikelihood:
+    """`_Likelihood` for a stack of models sharing bins, variations count and staterror bins."""
+
+    def __init__(self, observed, signal, background, up, down, relerr):
+        self.n, self.s, self.b = observed, signal, background
+        self.delta_up, self.delta_down = up - background[:, None], background[:, None] - down
+        self.stat_bins = np.flatnonzero(relerr > 0)
+        self.relerr = relerr[self.stat_bins]
+        self.n_alpha = up.shape[1]
+        self.n_theta = 1 + self.n_alpha + self.stat_bins.size
+
+    def evaluate(self, theta, rows):
+        """NLL, expected counts and Jacobian (m, n_bins, n_theta) of the models `rows`."""
+        alpha = theta[:, 1 : 1 + self.n_alpha]
+        slopes = np.where(alpha[..., None] >= 0, self.delta_up[rows], self.delta_down[rows])
+        shifted = self.b[rows] + np.einsum("bk,bkn->bn", alpha, slopes)
+        gamma = np.ones_like(shifted)
+        gamma[:, self.stat_bins] += self.relerr * theta[:, 1 + self.n_alpha :]
+        nu = theta[:, :1] * self.s[rows] + gamma * shifted
+        jac = np.zeros((theta.shape[0], nu.shape[1], self.n_theta))
+        jac[:, :, 0] = self.s[rows]
+        jac[:, :, 1 : 1 + self.n_alpha] = gamma[..., None] * np.swapaxes(slopes, 1, 2)
+        stat = np.arange(self.stat_bins.size)
+        jac[:, self.stat_bins, 1 + self.n_alpha + stat] = self.relerr * shifted[:, self.stat_bins]
+        positive = np.all(nu > 0, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.sum(nu - self.n[rows] * np.log(nu), axis=1)
+        value = value + 0.5 * np.sum(theta[:, 1:] ** 2, axis=1)
+        return np.where(positive, value, np.inf), nu, jac
+
+    def minimise(self, theta, free_mu: bool):
+        """The damped Newton of `_Likelihood.minimise`, run on every model of the stack."""
+        rows = np.arange(theta.shape[0])
+        value, nu, jac = self.evaluate(theta, rows)
+        constraint = np.eye(self.n_theta)
+        constraint[0, 0] = 0.0
+        active = np.isfinite(value)
+        for _ in range(100):
+            idx = np.flatnonzero(active)
+            if idx.size == 0:
+                break
+            ratio = self.n[idx] / nu[idx]
+            grad = np.einsum("bnt,bn->bt", jac[idx], 1.0 - ratio) + theta[idx] @ constraint
+            hess = np.einsum("bnt,bnu->btu", jac[idx] * (ratio / nu[idx])[..., None], jac[idx])
+            hess += constraint
+            scale = np.maximum(1.0, np.abs(hess).max(axis=(1, 2)))
+            hess += 1e-10 * scale[:, None, None] * np.eye(self.n_theta)
+            if not free_mu:
+                grad[:, 0] = 0.0
+                hess[:, 0, :] = hess[:, :, 0] = 0.0
+                hess[:, 0, 0] = 1.0
+            step = -np.linalg.solve(hess, grad[..., None])[..., 0]
+            gain = -np.sum(grad * step, axis=1)
+            stop = gain < 1e-9
+            active[idx[stop]] = False
+            idx, step, gain = idx[~stop], step[~stop], gain[~stop]
+            for _ in range(40):
+                # A step whose predicted gain fell below 1e-10 can change no test statistic.
+                small = gain < 1e-10
+                active[idx[small]] = False
+                idx, step, gain = idx[~small], step[~small], gain[~small]
+                if idx.size == 0:
+                    break
+                trial = theta[idx] + step
+                trial[:, 1 : 1 + self.n_alpha] = np.clip(
+                    trial[:, 1 : 1 + self.n_alpha], -HISTOSYS_BOUND, HISTOSYS_BOUND
+                )
+                t_value, t_nu, t_jac = self.evaluate(trial, idx)
+                better = t_value <= value[idx]
+                keep = idx[better]
+                theta[keep], value[keep], nu[keep], jac[keep] = (
+                    trial[better],
+                    t_value[better],
+                    t_nu[better],
+                    t_jac[better],
+                )
+                idx, step, gain = idx[~better], 0.5 * step[~better], 0.5 * gain[~better]
+            # A model whose line search found no lower point has converged as far as it can.
+            active[idx] = False
+        return value, theta, nu, jac
+
+
+def batch_discovery_significance(
+    observed: np.ndarray,
+    signal: np.ndarray,
+    background: np.ndarray,
+    background_up: np.ndarray,
+    background_down: np.ndarray,
+    relative_staterror: np.ndarray | None = None,
+) -> BatchDiscovery:
+    """`fast_discovery_significance` of a stack of models (arrays with a leading model axis).
+
+    observed, signal, background: (m, n_bins); background_up/down: (m, n_variations, n_bins);
+    `relative_staterror` (n_bins,) is the staterror over the background, shared by the stack.
+    """
+    observed = np.asarray(observed, dtype=float)
+    m, n_bins = observed.shape
+    relerr = np.zeros(n_bins) if relative_staterror is None else np.asarray(relative_staterror)
+    likelihood = _BatchLikelihood(
+        observed, signal, background, background_up, background_down, relerr
+    )
+    start = np.zeros((m, likelihood.n_theta))
+    nll_null, theta_null, _, _ = likelihood.minimise(start, free_mu=False)
+    theta_free = theta_null.copy()
+    theta_free[:, 0] = (observed.sum(axis=1) - background.sum(axis=1)) / signal.sum(axis=1)
+    feasible = np.isfinite(likelihood.evaluate(theta_free, np.arange(m))[0])
+    theta_free[~feasible, 0] = 0.0
+    nll_free, theta_free, nu, jac = likelihood.minimise(theta_free, free_mu=True)
+    with np.errstate(invalid="ignore"):
+        t0 = np.maximum(2.0 * (nll_null - nll_free), 0.0)
+        signed = np.copysign(np.sqrt(t0), theta_free[:, 0])
+        info = np.einsum("bnt,bnu->btu", jac * (observed / nu**2)[..., None], jac)
+        info[:, 1:, 1:] += np.eye(likelihood.n_theta - 1)
+        finite = np.all(np.isfinite(info), axis=(1, 2))
+        error = np.full(m, np.nan)
+        error[finite] = np.sqrt(np.abs(np.linalg.pinv(info[finite])[:, 0, 0]))
+    ok = np.isfinite(nll_null) & np.isfinite(nll_free)
+    signed = np.where(ok, signed, np.nan)
+    return BatchDiscovery(
+        significance=np.maximum(signed, 0.0),
+        signed_significance=signed,
+        mu_hat=np.where(ok, theta_free[:, 0], np.nan),
+        mu_error=error,
+    )
 
 
 def _mu_hat_and_sigma(model: WindowModel) -> tuple[float, float]:
