@@ -425,16 +425,22 @@ class LookElsewhereResult:
 
     def to_dict(self) -> dict:
         """JSON-compatible summary (without the per-pseudo-experiment arrays)."""
-        out = {}
-        for key, value in vars(self).items():
-            if key in ("max_significances", "local_significances"):
-                continue
-            if key == "extrapolation":
-                value = vars(value)
-            elif isinstance(value, tuple):
-                value = [list(v) if isinstance(v, tuple) else v for v in value]
-            out[key] = value if not isinstance(value, float) or np.isfinite(value) else None
-        return out
+
+        def clean(value):
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, tuple | list):
+                return [clean(v) for v in value]
+            return value if not isinstance(value, float) or np.isfinite(value) else None
+
+        skip = ("max_significances", "local_significances")
+        return clean(
+            {
+                k: vars(v) if isinstance(v, GlobalExtrapolation) else v
+                for k, v in vars(self).items()
+                if k not in skip
+            }
+        )
 
 
 def look_elsewhere(
