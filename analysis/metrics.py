@@ -2,9 +2,9 @@
 
 All functions are pure. Conventions: signal efficiency eps_S (true-positive rate), background
 efficiency eps_B (false-positive rate), SIC = eps_S / sqrt(eps_B), rejection = 1 / eps_B. The
-maximum SIC is taken only where at least `min_background` test-background events survive the
-cut, because SIC at a handful of surviving background events is a fluctuation, not a property of
-the method; the floor used is part of every result.
+maximum SIC and the rejection are taken only where at least `min_background` test-background
+events survive the cut, because SIC or 1/eps_B at a handful of surviving background events is a
+fluctuation, not a property of the method; the floor used is part of every result.
 """
 
 from __future__ import annotations
@@ -130,17 +130,21 @@ def max_sic(y_true: Any, scores: Any, *, min_background: int = DEFAULT_MIN_BACKG
     )
 
 
-def rejection_at(y_true: Any, scores: Any, eps_s: float) -> float:
+def rejection_at(y_true: Any, scores: Any, eps_s: float, *, min_background: int = 1) -> float:
     """Background rejection 1/eps_B of the tightest cut with signal efficiency >= `eps_s`.
 
-    inf if that cut keeps no background event.
+    NaN (not measurable on this test set) if that cut keeps fewer than `min_background`
+    test-background events: 3460 measured on 8 surviving events is not a rejection.
     """
     if not 0 < eps_s <= 1:
         raise ValueError(f"eps_s must be in (0, 1], got {eps_s}")
+    if min_background < 1:
+        raise ValueError(f"min_background must be at least 1, got {min_background}")
     roc = roc_curve(y_true, scores)
     first = int(np.searchsorted(roc.eps_s, eps_s, side="left"))
     eps_b = roc.eps_b[min(first, len(roc.eps_b) - 1)]
-    return float(np.inf) if eps_b == 0 else float(1.0 / eps_b)
+    surviving = eps_b * roc.n_background
+    return float(np.nan) if surviving < min_background - 1e-9 else float(1.0 / eps_b)
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ class Metrics:
     n_background: int
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (an infinite rejection becomes None)."""
+        """JSON-ready dict (a rejection below the floor, NaN, becomes None)."""
         return {
             k: (None if isinstance(v, float) and not np.isfinite(v) else v)
             for k, v in dataclasses.asdict(self).items()
@@ -177,8 +181,8 @@ def compute_metrics(
         max_sic_eps_s=best.eps_s,
         max_sic_eps_b=best.eps_b,
         min_background=best.min_background,
-        rejection_at_eps_s_0p2=rejection_at(y, s, 0.2),
-        rejection_at_eps_s_0p5=rejection_at(y, s, 0.5),
+        rejection_at_eps_s_0p2=rejection_at(y, s, 0.2, min_background=min_background),
+        rejection_at_eps_s_0p5=rejection_at(y, s, 0.5, min_background=min_background),
         n_signal=int(y.sum()),
         n_background=int(len(y) - y.sum()),
     )

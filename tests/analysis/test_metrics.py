@@ -81,7 +81,7 @@ def test_max_sic_default_floor_is_fifty(gaussian_scores):
 
 
 def test_compute_metrics_record_is_json_ready(gaussian_scores):
-    """The summary holds every number, with infinite rejections mapped to None."""
+    """The summary holds every number, with rejections below the floor mapped to None."""
     m = compute_metrics(*gaussian_scores)
     assert isinstance(m, Metrics)
     d = m.to_dict()
@@ -91,6 +91,17 @@ def test_compute_metrics_record_is_json_ready(gaussian_scores):
     assert 0.7 < d["auc"] < 0.8
     perfect = compute_metrics(np.repeat([0, 1], [100, 10]), np.repeat([0.0, 1.0], [100, 10]))
     assert perfect.to_dict()["rejection_at_eps_s_0p5"] is None
+    assert "Infinity" not in json.dumps(perfect.to_dict())
+
+
+def test_rejection_has_the_background_floor():
+    # 8 background events pass a cut keeping 20% of the signal: 1/eps_B = 1000/8 rests on 8.
+    y = np.repeat([0, 1], [1000, 100])
+    s = np.r_[np.arange(1000) >= 992, np.arange(100) < 20].astype(float)
+    assert rejection_at(y, s, 0.2) == pytest.approx(125.0)
+    assert np.isnan(rejection_at(y, s, 0.2, min_background=50))
+    assert rejection_at(y, s, 0.2, min_background=8) == pytest.approx(125.0)
+    assert np.isnan(compute_metrics(y, s, min_background=20).rejection_at_eps_s_0p2)
 
 
 @pytest.mark.parametrize(
