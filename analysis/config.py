@@ -81,6 +81,11 @@ class DataConfig(_Strict):
         min_length=1,
         description="feature names of analysis.data.FEATURES (or table columns)",
     )
+    duplicates: Literal["refuse", "drop"] = Field(
+        "refuse",
+        description="events repeated within or across files (equal within 1e-6): refuse them, "
+        "or drop the copies and keep the first of each",
+    )
     mjj_range: tuple[Real, Real] = Field(
         (2.8, 6.0), description="mjj range in TeV kept for the search and the fits"
     )

@@ -83,7 +83,7 @@ def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> Search
         )
         events = build_features(raw, config.features)
     elif config.source == "lhco":
-        raw = read_files(config.paths, read_lhco)
+        raw = read_files(config.paths, read_lhco, config.duplicates)
         if config.signal_path is not None and config.injection.n_signal > 0:
             pool = read_lhco(config.signal_path)
             raw = inject_signal(
@@ -92,7 +92,7 @@ def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> Search
         events = build_features(raw, config.features)
     else:
         columns = ["mjj", *config.features]
-        events = read_files(config.paths, lambda path: read_table(path, columns))
+        events = read_files(config.paths, lambda path: read_table(path, columns), config.duplicates)
     low, high = config.mjj_range
     keep = (events["mjj"] >= low) & (events["mjj"] < high)
     if not keep.any():

@@ -3,15 +3,19 @@
 An event and its copy would land in different folds: the copy then trains the model that scores
 the event, which breaks the out-of-fold guarantee and makes a fake excess (the same background
 file listed twice gave local Z 19). Overlapping files and a merge done twice are common, so
-the events of every search are checked and duplicates refused by default, naming the files.
+the events of every search are checked and duplicates refused by default, naming the files;
+on request (``data.duplicates: drop``) the first event of each group is kept and its copies
+dropped, so no event can be scored by a model that trained on its twin.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +23,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 __all__ = ["NEAR_RTOL", "DuplicateEventsError", "Duplicates", "find_duplicates", "read_files"]
+
+log = logging.getLogger(__name__)
 
 #: relative difference under which two values count as equal: a float32 round trip (6e-8) or a
 #: value printed with 7 significant digits is still the same event
@@ -105,16 +111,28 @@ def describe(found: Duplicates, names: Sequence[str]) -> str:
     )
 
 
-def read_files(paths: Sequence[str | Path], read: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
-    """Read and concatenate event files, refusing duplicated events within or across them."""
+def read_files(
+    paths: Sequence[str | Path],
+    read: Callable[[Path], pd.DataFrame],
+    duplicates: Literal["refuse", "drop"] = "refuse",
+) -> pd.DataFrame:
+    """Read and concatenate event files; refuse (or drop) duplicated events within or across them.
+
+    With ``duplicates="drop"`` the first event of each group (in file order) is kept.
+    """
     tables = [read(Path(p)) for p in paths]
     events = pd.concat(tables, ignore_index=True)
     sources = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
     numeric = events.select_dtypes("number").drop(columns="label", errors="ignore")
     found = find_duplicates(numeric.to_numpy(), sources)
-    if found.n_repeated:
+    if not found.n_repeated:
+        return events
+    what = describe(found, [str(p) for p in paths])
+    if duplicates == "refuse":
         raise DuplicateEventsError(
-            f"data.paths: {describe(found, [str(p) for p in paths])}. An event and its copy in "
-            "different folds would score each other and fake an excess; remove the duplicates"
+            f"data.paths: {what}. An event and its copy in different folds would score each "
+            "other and fake an excess; remove them, or set data.duplicates: drop"
         )
-    return events
+    log.warning("data.paths: %s; keeping the first of each (data.duplicates: drop)", what)
+    _, first = np.unique(found.groups, return_index=True)
+    return events.iloc[np.sort(first)].reset_index(drop=True)

@@ -412,3 +412,18 @@ def test_method_options_pass_when_they_fit():
 
     config = load_config({"methods": [{"name": "cwola", "options": FAST_HGB}]})
     assert config.methods[0].options["n_folds"] == 3
+
+
+def test_dropping_duplicates_keeps_the_first_of_each_group(tmp_path):
+    from analysis.data import read_lhco
+    from analysis.data.duplicates import read_files
+
+    toy = _toy_lhco(3_000)
+    toy.to_hdf(tmp_path / "a.h5", key="df")
+    copy = pd.concat([toy.iloc[:200].astype(np.float32).astype(np.float64), _toy_lhco(100, 5)])
+    copy.to_hdf(tmp_path / "b.h5", key="df")
+    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    kept = read_files(paths, read_lhco, "drop")
+    assert len(kept) == 3_100
+    pd.testing.assert_frame_equal(kept.iloc[:3_000], toy.reset_index(drop=True))
+    assert read_files([tmp_path / "a.h5"], read_lhco, "refuse").shape == toy.shape
