@@ -75,7 +75,7 @@ class DataConfig(_Strict):
     paths: list[Path] = Field(default_factory=list, description="background/data files")
     signal_path: Path | None = Field(None, description="signal pool file for injection (lhco)")
     n_background: Int = Field(300_000, ge=1000, description="toy background events")
-    injection: InjectionConfig = InjectionConfig()
+    injection: InjectionConfig = Field(default_factory=InjectionConfig)
     features: list[str] = Field(
         default_factory=lambda: list(DEFAULT_FEATURES),
         min_length=1,
@@ -181,7 +181,7 @@ class CompareConfig(_Strict):
 
     methods: list[MethodConfig] = Field(
         default_factory=lambda: [
-            MethodConfig(name=n) for n in ("cathode", "cwola", "idealized", "supervised")
+            default_method(n) for n in ("cathode", "cwola", "idealized", "supervised")
         ],
         min_length=1,
     )
@@ -206,6 +206,15 @@ class CompareConfig(_Strict):
         return values
 
 
+def default_method(name: str, options: dict[str, Any] | None = None) -> MethodConfig:
+    """A method of the defaults, not checked on every load (a test checks them once).
+
+    Checking options imports the detector and its back-ends (torch): defaults built that way
+    would load torch whenever a configuration, or a module importing this one, is created.
+    """
+    return MethodConfig.model_construct(name=name, options=dict(options or {}))
+
+
 #: The embedded search is sized to finish in minutes on two cores: 3 boosted models per fold
 #: instead of 10 and a flow trained for 15 epochs instead of 30 (the detectors' own defaults).
 DEFAULT_CWOLA: dict[str, Any] = {"classifier_params": {"n_models": 3}}
@@ -218,18 +227,18 @@ DEFAULT_CATHODE: dict[str, Any] = {
 class SearchConfig(_Strict):
     """A whole search: data, windows, methods, statistics, execution, outputs."""
 
-    data: DataConfig = DataConfig()
-    windows: WindowsConfig = WindowsConfig()
+    data: DataConfig = Field(default_factory=DataConfig)
+    windows: WindowsConfig = Field(default_factory=WindowsConfig)
     methods: list[MethodConfig] = Field(
         default_factory=lambda: [
-            MethodConfig(name="cathode", options=DEFAULT_CATHODE),
-            MethodConfig(name="cwola", options=DEFAULT_CWOLA),
+            default_method("cathode", DEFAULT_CATHODE),
+            default_method("cwola", DEFAULT_CWOLA),
         ],
         min_length=1,
     )
-    stats: StatsConfig = StatsConfig()
-    compare: CompareConfig = CompareConfig()
-    executor: ExecutorConfig = ExecutorConfig()
+    stats: StatsConfig = Field(default_factory=StatsConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: Path = Field(Path("resonance-search-results"), description="results folder")
     seed: Int = Field(0, ge=0, description="master seed; every task gets its own child seed")
 

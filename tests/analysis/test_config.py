@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from analysis.config import ConfigError, SearchConfig, example_yaml, load_config
+from analysis.config import (
+    ConfigError,
+    MethodConfig,
+    SearchConfig,
+    example_yaml,
+    load_config,
+    method_names,
+)
 
 
 def test_default_config_is_valid_and_complete():
@@ -74,3 +83,37 @@ def test_search_and_comparison_fingerprints_ignore_each_others_settings():
     assert other_compare.fingerprint("compare") != base.fingerprint("compare")
     assert other_windows.fingerprint("compare") == base.fingerprint("compare")
     assert other_windows.fingerprint("run") != base.fingerprint("run")
+
+
+def test_default_methods_pass_their_own_checks():
+    # The defaults skip the option check on load (it imports torch); this test runs it.
+    from analysis.options import check_method_options
+
+    config = load_config()
+    for method in [*config.methods, *config.compare.methods]:
+        assert method.name in method_names()
+        check_method_options(method.name, method.options)
+        assert MethodConfig.model_validate(method.model_dump()) == method
+
+
+def test_method_names_are_the_detector_registry():
+    from anomaly import DETECTORS
+
+    assert method_names() == list(DETECTORS)
+
+
+def test_importing_the_config_or_building_defaults_loads_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from analysis.config import load_config\n"
+        "load_config()\n"
+        "print(sorted(m for m in ('torch', 'nflows', 'pandas') if m in sys.modules))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
+    )
+    assert done.stdout.strip() == "[]"
