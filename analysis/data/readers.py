@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,17 +92,33 @@ def read_table(
                 f"reading the parquet file {path} needs pyarrow or fastparquet, neither is "
                 "installed (pip install pyarrow), or convert the table to HDF5 or CSV"
             )
-        df = pd.read_parquet(path)
+        df = _parsed(path, "parquet file", lambda: pd.read_parquet(path))
     elif suffix.endswith(_CSV_SUFFIXES):
-        df = pd.read_csv(path, usecols=lambda c: c in dtypes)
+        df = _parsed(path, "CSV table", lambda: pd.read_csv(path, usecols=lambda c: c in dtypes))
     else:
         raise ValueError(
             f"unknown table format for {path}: expected one of "
             f"{_HDF_SUFFIXES + _PARQUET_SUFFIXES + _CSV_SUFFIXES}"
         )
     df = _select_columns(df, wanted, path)
-    validate_features(df, wanted)
+    _located(str(path), lambda: validate_features(df, wanted))
     return _cast(df, dtypes, path)
+
+
+def _parsed(path: Path, what: str, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The table `read` parses; a file it cannot parse is named (pandas' errors name no file)."""
+    try:
+        return read()
+    except (ValueError, OSError) as err:  # ParserError, EmptyDataError, UnicodeDecodeError, ...
+        raise ValueError(f"{path} is not a readable {what} ({err})") from None
+
+
+def _located(where: str, check: Callable[[], None]) -> None:
+    """Run a validation; its errors keep their type and say where they come from."""
+    try:
+        check()
+    except (KeyError, TypeError, ValueError) as err:
+        raise type(err)(f"{where}: {err.args[0]}") from err
 
 
 def _schema_dtypes(schema: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
@@ -155,10 +171,7 @@ def _validate_lhco_chunk(
     """validate_lhco on (part of) a file; errors keep their type and say where they come from."""
     if columns is not None and require_label and LABEL_COLUMN not in columns:
         raise KeyError(f"require_label=True but columns {list(columns)} leave out '{LABEL_COLUMN}'")
-    try:
-        validate_lhco(df, require_label=require_label, columns=columns)
-    except (KeyError, TypeError, ValueError) as err:
-        raise type(err)(f"{where}: {err.args[0]}") from err
+    _located(where, lambda: validate_lhco(df, require_label=require_label, columns=columns))
 
 
 def _check_chunksize(chunksize: object) -> None:

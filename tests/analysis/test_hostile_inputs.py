@@ -111,6 +111,14 @@ def _outside_range(tmp_path: Path) -> list[str]:
     )
 
 
+def _table(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "features.csv"
+    path.write_text(text)
+    raw = tiny(tmp_path, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 0})
+    raw["data"] = {"source": "table", "paths": [str(path)], "features": ["mj1"]}
+    return _config(tmp_path, raw)
+
+
 def _example_over(tmp_path: Path) -> list[str]:
     (tmp_path / "mine.yaml").write_text("seed: 4\n")
     return ["config", "--example", "-o", str(tmp_path / "mine.yaml")]
@@ -269,6 +277,18 @@ CASES = [
         lambda t: _lhco_files(t, {"events.h5": _toy_lhco().astype({"mj2": str})}),
         1,
         r"^error: .*events\.h5 'df': column\(s\) \['mj2'\] are stored as object",
+    ),
+    Case(
+        "non-numeric CSV column",
+        lambda t: _table(t, "mjj,mj1\n3.5,0.1\n3.6,heavy\n"),
+        1,
+        r"^error: .*features\.csv: features table has non-numeric column\(s\): 'mj1'",
+    ),
+    Case(
+        "empty CSV",
+        lambda t: _table(t, ""),
+        1,
+        r"^error: .*features\.csv is not a readable CSV table",
     ),
     Case(
         "same file listed twice",
