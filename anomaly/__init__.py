@@ -33,6 +33,7 @@ _EXPORTS = {
     "CWoLa": "anomaly.cwola",
     "WindowEvents": "anomaly.events",
     "Idealized": "anomaly.idealized",
+    "LaCATHODE": "anomaly.lacathode",
     "OutOfFold": "anomaly.kfold",
     "fold_assignment": "anomaly.kfold",
     "out_of_fold": "anomaly.kfold",
@@ -70,6 +71,7 @@ DETECTORS = DetectorRegistry(
         "idealized": "anomaly.idealized.Idealized",
         "supervised": "anomaly.supervised.Supervised",
         "autoencoder": "anomaly.autoencoder.Autoencoder",
+        "lacathode": "anomaly.lacathode.LaCATHODE",
     }
 )
 

@@ -141,7 +141,7 @@ def run_method(name: str, args: argparse.Namespace, d: dict[str, Any], seed: int
             extra = {"background": d["background"]} if name == "idealized" else {}
             det.fit(d["X"], d["mjj"], d["in_sr"], **extra)
         fitted = time.perf_counter()
-        scores = det.score(d["X_eval"], d["mjj_eval"])
+        scores = det.score_samples(d["X_eval"], d["mjj_eval"])
     info: dict[str, Any] = {
         "fit_seconds": fitted - start,
         "score_seconds": time.perf_counter() - fitted,

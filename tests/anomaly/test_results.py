@@ -104,7 +104,15 @@ def test_cathode_reference_is_its_template(gaussian):
 
 def test_registry_names_every_detector_and_resolves_classes():
     """The registry lists names without imports and gives the classes on lookup."""
-    assert set(DETECTORS) == {"cathode", "anode", "cwola", "idealized", "supervised", "autoencoder"}
+    assert set(DETECTORS) == {
+        "cathode",
+        "lacathode",
+        "anode",
+        "cwola",
+        "idealized",
+        "supervised",
+        "autoencoder",
+    }
     assert DETECTORS["cwola"] is CWoLa
     with pytest.raises(ValueError, match="unknown detector 'nope'"):
         make_detector("nope")
@@ -119,4 +127,4 @@ def test_import_anomaly_loads_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "6"
+    assert out.stdout.strip() == "7"

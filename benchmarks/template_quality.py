@@ -1,0 +1,186 @@
+"""How good CATHODE's background template is, per density model and setting, on the LHCO data.
+
+For every variant (a density model and its settings) and seed, CATHODE is fitted on the
+standard split (analysis.data.lhco_benchmark_split: parts 01-06 with `--n-inject` signal
+events, SR 3.3-3.7 TeV, sidebands the rest or `--sb-width` TeV either side) and reports:
+- the closure AUC: its own out-of-fold classifier, SR data against template (the workflow's
+  closure test; the true SR background against the data is the control, `--control`);
+- the sideband test: held-out (validation) sideband data against samples at their masses;
+- the interpolation test (`--interpolation`): a model fitted on the outer sidebands against the
+  inner-sideband data next to the SR;
+- max SIC on the labelled test set (floor `--min-background` test-background events);
+- CPU and wall seconds of the density fit, of the whole detector, the load average.
+
+    nice -n 10 python benchmarks/template_quality.py --variants maf-affine maf-spline --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from analysis.metrics import compute_metrics
+from anomaly import CATHODE, FAST_MAF
+from anomaly.template_quality import two_sample_auc
+from generative.fileio import write_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lhco_sic import DATA, RESULTS, load
+
+_AFFINE = {**FAST_MAF, "transform": "affine"}
+#: variants by name: (density model name, its parameters or None for the detector default)
+VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
+    "default": ("maf", None),
+    "maf-affine": ("maf", _AFFINE),
+    "maf-affine-60ep": (
+        "maf",
+        {**_AFFINE, "training": {**FAST_MAF["training"], "epochs": 60, "patience": 10}},
+    ),
+    "maf-spline": ("maf", {**FAST_MAF, "transform": "spline"}),
+    "maf-spline-4": ("maf", {**FAST_MAF, "transform": "spline", "n_transforms": 4}),
+    "flow_matching": (
+        "flow_matching",
+        {"training": {"epochs": 30, "batch_size": 2048, "learning_rate": 2e-3}, "verbose": False},
+    ),
+    "diffusion": (
+        "diffusion",
+        {"training": {"epochs": 30, "batch_size": 2048, "learning_rate": 2e-3}, "verbose": False},
+    ),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", type=Path, default=DATA)
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--n-inject", type=int, default=1000)
+    p.add_argument("--sr", type=float, nargs=2, default=(3.3, 3.7), metavar=("LOW", "HIGH"))
+    p.add_argument("--sb-width", type=float, default=None, help="sideband width (TeV)")
+    p.add_argument("--oversampling", type=float, default=4.0)
+    p.add_argument("--hgb-models", type=int, default=None, help="HGB seeds per fold")
+    p.add_argument("--interpolation", action="store_true", help="run the interpolation test")
+    p.add_argument("--control", action="store_true", help="true SR background vs SR data")
+    p.add_argument("--min-background", type=int, default=50)
+    p.add_argument("--fraction", type=float, default=1.0, help="use this fraction of events")
+    p.add_argument("--output", type=Path, default=RESULTS / "template_quality.json")
+    return p.parse_args(argv)
+
+
+def closure_auc(scores_sr: np.ndarray, scores_template: np.ndarray) -> dict[str, float]:
+    """Out-of-fold AUC of the detector's classifier, SR data (1) against its template (0)."""
+    n1, n0 = len(scores_sr), len(scores_template)
+    auc = roc_auc_score(np.r_[np.ones(n1), np.zeros(n0)], np.r_[scores_sr, scores_template])
+    return {"auc": float(auc), "error": float(np.sqrt((n1 + n0 + 1) / (12.0 * n1 * n0)))}
+
+
+def run_variant(name: str, args: argparse.Namespace, d: dict[str, Any], seed: int) -> dict:
+    """Fit CATHODE with one variant's density model and measure its template."""
+    model, params = VARIANTS[name]
+    options: dict[str, Any] = {"density_model": model, "oversampling": args.oversampling}
+    if params is not None:
+        options["density_params"] = params
+    if args.hgb_models is not None:
+        options["classifier_params"] = {"n_models": args.hgb_models}
+    det = CATHODE(**options, interpolation_test=args.interpolation, random_state=seed)
+    load_before = os.getloadavg()
+    cpu, wall = time.process_time(), time.perf_counter()
+    det.fit(d["X"], d["mjj"], d["in_sr"])
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    history = det.density_model_.history_
+    result = det.result_
+    scores = det.score_samples(d["X_eval"], d["mjj_eval"])
+    metrics = compute_metrics(d["y_eval"], scores, min_background=args.min_background)
+    return {
+        "variant": name,
+        "seed": seed,
+        "density_model": model,
+        "density_params": params,
+        "closure": closure_auc(result.scores[d["in_sr"]], result.reference.scores),
+        "template_tests": {k: t.to_dict() for k, t in det.template_tests_.items()},
+        "max_sic": metrics.max_sic,
+        "auc_test": metrics.auc,
+        "density_fit_seconds": history.seconds,
+        "density_epochs": history.epochs_run,
+        "density_best_epoch": history.best_epoch,
+        "detector_cpu_seconds": cpu,
+        "detector_wall_seconds": wall,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
+
+
+def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Medians over seeds per variant."""
+    out = {}
+    for name in dict.fromkeys(r["variant"] for r in runs):
+        rows = [r for r in runs if r["variant"] == name and "closure" in r]
+        if not rows:
+            continue
+        summary = {
+            "n_seeds": len(rows),
+            "median_closure_auc": float(np.median([r["closure"]["auc"] for r in rows])),
+            "median_max_sic": float(np.median([r["max_sic"] for r in rows])),
+            "median_detector_cpu_seconds": float(
+                np.median([r["detector_cpu_seconds"] for r in rows])
+            ),
+        }
+        for test in ("sideband", "interpolation"):
+            values = [r["template_tests"][test]["auc"] for r in rows if test in r["template_tests"]]
+            if values:
+                summary[f"median_{test}_auc"] = float(np.median(values))
+        out[name] = summary
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the variants and write JSON (after every run, atomically)."""
+    args = parse_args(argv)
+    if not args.data_dir.is_dir():
+        print(f"LHCO benchmark data not found at {args.data_dir}; skipping.", file=sys.stderr)
+        return 0
+    torch.set_num_threads(1)
+    runs, controls = [], []
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    for seed in args.seeds:
+        d = load(args, seed)
+        if args.control:
+            with threadpool_limits(1):
+                test = two_sample_auc(d["X"][d["in_sr"]], d["background"], random_state=seed)
+            controls.append({"seed": seed, **test.to_dict()})
+            print(f"seed {seed}: control (true SR background vs SR data) AUC {test.auc:.4f}")
+        for name in args.variants:
+            try:
+                with threadpool_limits(1):
+                    record = run_variant(name, args, d, seed)
+            # A failing variant is recorded and the others still run.
+            except Exception as err:
+                record = {"variant": name, "seed": seed, "error": f"{type(err).__name__}: {err}"}
+            runs.append(record)
+            print(json.dumps(record), flush=True)
+            payload = {
+                "benchmark": "template_quality",
+                "settings": settings,
+                "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
+                "control_true_background": controls,
+                "runs": runs,
+                "summary": summarise(runs),
+            }
+            write_atomic(args.output, json.dumps(payload, indent=2))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
