@@ -35,8 +35,8 @@ SLOW_HGB = {
 
 
 def search(tmp_path: Path, name: str) -> dict:
-    """The killed search: three windows of CWoLa hunting, 100 pseudo-experiments."""
-    raw = tiny(tmp_path, name, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 100})
+    """The killed search: three windows of CWoLa hunting, 3000 pseudo-experiments (seconds)."""
+    raw = tiny(tmp_path, name, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 3000})
     raw["windows"] = {"low": 3.3, "high": 4.1, "width": 0.4, "step": 0.2, "sideband_width": 0.4}
     raw["methods"] = [{"name": "cwola", "options": SLOW_HGB}]
     return raw
@@ -108,7 +108,7 @@ def _kill_when(config: Path, out: Path, ready: Callable[[Path], bool], delay: fl
 
 @pytest.mark.parametrize(
     ("stage", "ready", "delay"),
-    [("fitting", _during_fits, 0.3), ("lee", _during_lee, 1.0), ("plotting", _during_plots, 0.1)],
+    [("fitting", _during_fits, 0.3), ("lee", _during_lee, 0.5), ("plotting", _during_plots, 0.1)],
 )
 def test_sigkill_then_resume_gives_the_fresh_numbers(tmp_path, fresh, stage, ready, delay):
     raw = search(tmp_path, stage)
