@@ -7,15 +7,15 @@ mjj, and knows nothing of the signal region except which events it may train on.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
 from anomaly.base import SEEN_BY_ALL, AnomalyDetector, WindowEvents, seed_int
 from generative import training
+from generative.nets import MLP
 from generative.training import TrainingConfig, seeded, split_indices, to_tensor
 
 __all__ = ["Autoencoder", "AutoencoderNet", "ReconstructionFold"]
@@ -29,18 +29,9 @@ class AutoencoderNet(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.variational = variational
-        widths = (n_features, *hidden)
-        enc: list[torch.nn.Module] = []
-        for a, b in itertools.pairwise(widths):
-            enc += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-        enc.append(torch.nn.Linear(widths[-1], 2 * latent if variational else latent))
-        dec: list[torch.nn.Module] = []
-        back = (latent, *reversed(hidden))
-        for a, b in itertools.pairwise(back):
-            dec += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-        dec.append(torch.nn.Linear(back[-1], n_features))
-        self.encoder = torch.nn.Sequential(*enc)
-        self.decoder = torch.nn.Sequential(*dec)
+        out = 2 * latent if variational else latent
+        self.encoder = MLP(n_features, out, list(hidden), activation="relu")
+        self.decoder = MLP(latent, n_features, list(reversed(hidden)), activation="relu")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction from the latent mean, latent mean and log-variance (zero for an AE)."""
@@ -94,9 +85,17 @@ class Autoencoder(AnomalyDetector):
 
     `train_on`: 'signal_region' (the SR events of the other folds, the default), 'window' (those
     plus all sideband events) or 'sidebands' (sideband events only: one model, out-of-fold for
-    every SR event). Features are standardised on the
-    training events.
+    every SR event). Features are standardised on the training events. `training` (a
+    `TrainingConfig` or a mapping of some of its fields) changes only the fields it names of
+    ``TRAINING``, the detector's defaults.
     """
+
+    TRAINING: ClassVar[dict[str, Any]] = {
+        "epochs": 30,
+        "batch_size": 1024,
+        "learning_rate": 1e-3,
+        "validation_fraction": 0.2,
+    }
 
     def __init__(
         self,
@@ -106,10 +105,7 @@ class Autoencoder(AnomalyDetector):
         variational: bool = False,
         beta: float = 1.0,
         train_on: Literal["window", "signal_region", "sidebands"] = "signal_region",
-        epochs: int = 30,
-        batch_size: int = 1024,
-        learning_rate: float = 1e-3,
-        validation_fraction: float = 0.2,
+        training: TrainingConfig | dict[str, Any] | None = None,
         n_folds: int = 5,
         random_state: int | None = None,
     ) -> None:
@@ -119,10 +115,7 @@ class Autoencoder(AnomalyDetector):
         self.variational = variational
         self.beta = beta
         self.train_on = train_on
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.validation_fraction = validation_fraction
+        self.training = training
 
     @property
     def trains_on_sr(self) -> bool:  # type: ignore[override]
@@ -157,15 +150,12 @@ class Autoencoder(AnomalyDetector):
         scale[scale == 0] = 1.0
         Z = to_tensor((X - mean) / scale)
         torch_seed = seed_int(seed)
-        tr, va = split_indices(len(Z), self.validation_fraction, np.random.default_rng(torch_seed))
+        config = TrainingConfig.coerce(self.training, defaults=self.TRAINING)
+        tr, va = split_indices(
+            len(Z), config.validation_fraction, np.random.default_rng(torch_seed)
+        )
         with seeded(torch_seed):
             net = AutoencoderNet(X.shape[1], tuple(self.hidden), self.latent, self.variational)
-        config = TrainingConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            validation_fraction=self.validation_fraction,
-        )
         training.train(
             net,
             _loss(self.beta),

@@ -21,7 +21,7 @@ from anomaly.events import MIN_SIDEBAND_EVENTS
 from anomaly.results import ReferenceSample
 from anomaly.template_quality import TwoSampleTest, two_sample_auc
 from generative.base import DensityModel, make_model
-from generative.training import TrainingConfig, split_indices
+from generative.training import TrainingConfig, merge_settings, split_indices
 
 __all__ = [
     "CATHODE",
@@ -60,11 +60,13 @@ def make_density_model(
 ) -> DensityModel:
     """A fresh, seeded density model from a registered name (+ params) or an unfitted instance.
 
-    For 'maf', `params` update `FAST_MAF` (a 'training' entry replaces its training settings).
+    For 'maf', `params` update `FAST_MAF`; a 'training' entry changes only the training fields
+    it names (``{"training": {"epochs": 5}}`` keeps FAST_MAF's patience and batch size).
     """
     if isinstance(spec, str):
         defaults = FAST_MAF if spec == "maf" else {}
-        return make_model(spec, **{**defaults, **(params or {}), "random_state": seed_int(seed)})
+        params = merge_settings(defaults, params)
+        return make_model(spec, **{**params, "random_state": seed_int(seed)})
     if not isinstance(spec, DensityModel):
         raise TypeError(f"density_model must be a model name or a DensityModel, got {spec!r}")
     if params:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import heapq
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 
+from generative.nets import MLP
 from generative.training import TrainingConfig, seeded, to_tensor, train
 from generative.validation import check_array, check_is_fitted
 
@@ -100,72 +101,65 @@ class MLPEnsemble(BaseEstimator):
 
     The defaults are the CATHODE recipe made affordable on a CPU: larger batches (1024) with
     the paper's learning rate, and fewer epochs (30) of which the 10 with the lowest validation
-    loss are averaged; `epochs=100, batch_size=128` restores the paper's settings.
+    loss are averaged; ``training={"epochs": 100, "batch_size": 128}`` restores the paper's
+    settings. `training` (a `TrainingConfig` or a mapping of some of its fields) changes only
+    the fields it names of ``TRAINING``, the ensemble's defaults.
     """
+
+    TRAINING: ClassVar[dict[str, Any]] = {
+        "epochs": 30,
+        "batch_size": 1024,
+        "learning_rate": 1e-3,
+        "validation_fraction": 0.2,
+        # every epoch is a snapshot candidate: no early stopping, no schedule, no restore
+        "patience": None,
+        "lr_schedule": "constant",
+        "restore_best": False,
+    }
 
     def __init__(
         self,
         *,
         hidden: tuple[int, ...] = (64, 64, 64),
-        epochs: int = 30,
-        batch_size: int = 1024,
-        learning_rate: float = 1e-3,
         n_best_epochs: int = 10,
         n_models: int = 1,
-        validation_fraction: float = 0.2,
         class_weight: str | None = "balanced",
+        training: TrainingConfig | dict[str, Any] | None = None,
         random_state: int | None = None,
         verbose: bool = False,
     ) -> None:
         self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
         self.n_best_epochs = n_best_epochs
         self.n_models = n_models
-        self.validation_fraction = validation_fraction
         self.class_weight = class_weight
+        self.training = training
         self.random_state = random_state
         self.verbose = verbose
-
-    def _network(self, n_features: int) -> torch.nn.Sequential:
-        layers: list[torch.nn.Module] = []
-        width = n_features
-        for h in self.hidden:
-            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
-            width = h
-        layers.append(torch.nn.Linear(width, 1))
-        return torch.nn.Sequential(*layers)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPEnsemble:
         """Train `n_models` networks and keep each one's `n_best_epochs` best snapshots."""
         X, y, sample_weight = _check_xy(X, y, sample_weight)
-        if self.n_best_epochs < 1 or self.n_best_epochs > self.epochs:
+        config = TrainingConfig.coerce(self.training, defaults=self.TRAINING)
+        if self.n_best_epochs < 1 or self.n_best_epochs > config.epochs:
             raise ValueError(
-                f"n_best_epochs must be between 1 and epochs={self.epochs}, got "
+                f"n_best_epochs must be between 1 and epochs={config.epochs}, got "
                 f"{self.n_best_epochs}"
             )
         w = _weights(y, sample_weight, self.class_weight)
         self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0)
         self.scale_[self.scale_ == 0] = 1.0
         Z = (X - self.mean_) / self.scale_
-        config = TrainingConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            validation_fraction=self.validation_fraction,
-            patience=None,
-            lr_schedule="constant",
-            restore_best=False,
-        )
         self.snapshots_: list[torch.nn.Module] = []
         for seed in _seeds(self.random_state, self.n_models):
             tr, va = train_test_split(
-                np.arange(len(y)), test_size=self.validation_fraction, stratify=y, random_state=seed
+                np.arange(len(y)),
+                test_size=config.validation_fraction,
+                stratify=y,
+                random_state=seed,
             )
             data = [to_tensor(a) for a in (Z, y, w)]
             with seeded(seed):
-                module = self._network(X.shape[1])
+                module = MLP(X.shape[1], 1, list(self.hidden), activation="relu")
             best = _BestEpochs(self.n_best_epochs)
             train(
                 module,

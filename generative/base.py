@@ -9,75 +9,45 @@ from __future__ import annotations
 
 import abc
 import importlib
-import inspect
-import io
-import json
-import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
 
-from generative.fileio import write_atomic
+from generative.estimator import Estimator
 from generative.preprocessing import Pipeline, Step, make_preprocessing, step_from_dict
 from generative.training import History, TrainingConfig, seeded, split_indices, to_tensor, train
 from generative.validation import check_array, check_context, check_is_fitted
 
 __all__ = ["MODELS", "DensityModel", "make_model"]
 
-FORMAT = "resonance-search/density-model"
-FORMAT_VERSION = 1
-
 #: registry of model names usable in configs, e.g. ``make_model("maf")``
 MODELS: dict[str, type[DensityModel]] = {}
+
+#: the modules defining the built-in models (imported on demand: `generative` loads lazily)
+BUILTIN_MODULES = (
+    "generative.flows",
+    "generative.flow_matching",
+    "generative.diffusion",
+    "generative.gan",
+    "generative.vae",
+)
+
+
+def load_builtin_models() -> dict[str, type[DensityModel]]:
+    """The registry with every built-in model imported into it."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    return MODELS
 
 
 def make_model(name: str, **params: Any) -> DensityModel:
     """Construct a registered density model by its short name."""
-    try:
-        cls = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown density model {name!r}; choose from {sorted(MODELS)}") from None
-    return cls(**params)
+    load_builtin_models()
+    return DensityModel.create(name, **params)
 
 
-def inherited_param_names(cls: type, root: type) -> list[str]:
-    """Constructor arguments of `cls` and of every base up to `root` whose `__init__` it extends.
-
-    scikit-learn reads only the most derived `__init__`; models that forward keyword arguments
-    to their bases need all of them for `get_params`, `clone` and `repr`.
-    """
-    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if issubclass(klass, root) and "__init__" in vars(klass):
-            params = inspect.signature(klass.__init__).parameters.values()
-            names |= {p.name for p in params if p.name != "self" and p.kind not in skip}
-    return sorted(names)
-
-
-def _encode(value: Any) -> Any:
-    """JSON-safe form of a constructor argument."""
-    if isinstance(value, TrainingConfig):
-        return {"__training__": value.to_dict()}
-    if isinstance(value, Step):
-        return {"__step__": value.to_dict()}
-    if isinstance(value, tuple):
-        return [_encode(v) for v in value]
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict) and "__training__" in value:
-        return TrainingConfig(**value["__training__"])
-    if isinstance(value, dict) and "__step__" in value:
-        return step_from_dict(value["__step__"])
-    return value
-
-
-class DensityModel(BaseEstimator, abc.ABC):
+class DensityModel(Estimator, abc.ABC):
     """A conditional density estimator p(x | context) with a scikit-learn style life cycle.
 
     Common constructor arguments (every subclass takes them): `preprocessing` of the features
@@ -85,17 +55,12 @@ class DensityModel(BaseEstimator, abc.ABC):
     `TrainingConfig` or a mapping of its fields), `random_state`, `device` and `verbose`.
     """
 
-    #: short name in the registry; subclasses set it to be usable by name
-    name: ClassVar[str | None] = None
+    registry = MODELS
+    file_format = "resonance-search/density-model"
+    kind = "density model"
     #: whether `log_prob` is available (a GAN has no tractable likelihood)
     has_log_prob: ClassVar[bool] = True
     _fitted = ("module_", "preprocessing_", "n_features_in_")
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # Only a class that names itself registers: a user's subclass must not replace its parent.
-        if cls.__dict__.get("name") is not None:
-            MODELS[cls.name] = cls
 
     def __init__(
         self,
@@ -113,11 +78,6 @@ class DensityModel(BaseEstimator, abc.ABC):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        """Constructor arguments of the class and of every DensityModel base it forwards to."""
-        return inherited_param_names(cls, DensityModel)
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abc.abstractmethod
@@ -175,12 +135,7 @@ class DensityModel(BaseEstimator, abc.ABC):
         X = check_array(X, "X")
         context = check_context(context, X.shape[0])
         config = TrainingConfig.coerce(self.training)
-        seed = (
-            int(np.random.SeedSequence().generate_state(1)[0])
-            if self.random_state is None
-            else int(self.random_state)
-        )
-        split_seed, torch_seed, sample_seed = np.random.SeedSequence(seed).generate_state(3)
+        split_seed, torch_seed, _ = self._fit_seeds(3)
 
         self.preprocessing_ = make_preprocessing(self.preprocessing).fit(X)
         Z = self._transform(X, "X")
@@ -214,7 +169,6 @@ class DensityModel(BaseEstimator, abc.ABC):
 
         self.n_features_in_ = X.shape[1]
         self.n_context_ = 0 if C is None else C.shape[1]
-        self.seed_ = seed
         with seeded(int(torch_seed)):
             module = self._build_module(self.n_features_in_, self.n_context_)
         val = None if Z_val is None else [to_tensor(Z_val), to_tensor(C_val)]
@@ -222,8 +176,6 @@ class DensityModel(BaseEstimator, abc.ABC):
             module, [to_tensor(Z_train), to_tensor(C_train)], val, int(torch_seed)
         )
         self.module_ = module.eval()
-        self.sample_seed_ = int(sample_seed)
-        self._sample_rng = np.random.default_rng(self.sample_seed_)
         return self
 
     def sample(
@@ -278,13 +230,7 @@ class DensityModel(BaseEstimator, abc.ABC):
                 out[idx] = lp.detach().cpu().double().numpy() + logdet[idx]
         return out
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted model to one file, atomically; `load` restores it exactly."""
-        return write_atomic(path, self.to_bytes())
-
-    def to_bytes(self) -> bytes:
-        """The fitted model as bytes (the content of a `save` file), e.g. to embed it elsewhere."""
-        check_is_fitted(self, self._fitted)
+    def _params_for_saving(self) -> dict[str, Any]:
         params = self.get_params(deep=False)
         fitted = {
             "preprocessing": self.preprocessing_,
@@ -294,15 +240,14 @@ class DensityModel(BaseEstimator, abc.ABC):
             # An unfitted step object as the spec: the fitted one refits identically.
             if isinstance(params.get(key), Step):
                 params[key] = fitted[key]
+        return params
+
+    def to_bytes(self) -> bytes:
+        """The fitted model as bytes (the content of a `save` file), e.g. to embed it elsewhere."""
+        check_is_fitted(self, self._fitted)
         meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "class": f"{type(self).__module__}:{type(self).__qualname__}",
-            "params": {k: _encode(v) for k, v in params.items()},
             "n_features_in": self.n_features_in_,
             "n_context": self.n_context_,
-            "seed": self.seed_,
-            "sample_seed": self.sample_seed_,
             "preprocessing": self.preprocessing_.to_dict(),
             "context_preprocessing": (
                 None
@@ -311,40 +256,20 @@ class DensityModel(BaseEstimator, abc.ABC):
             ),
             "history": self.history_.to_dict(),
         }
-        buffer = io.BytesIO()
-        torch.save({"meta": json.dumps(meta), "state_dict": self.module_.state_dict()}, buffer)
-        return buffer.getvalue()
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> DensityModel:
-        """Read a model written by `save`; on a subclass, the file must hold that class."""
-        return cls.from_bytes(Path(path).read_bytes(), source=str(path))
+        return self._pack(meta, {"state_dict": self.module_.state_dict()})
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "the data") -> DensityModel:
         """Restore a model from `to_bytes`; `source` names where the bytes came from in errors."""
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        meta = json.loads(payload["meta"])
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{source} is not a resonance-search density model file")
-        module_name, _, qualname = meta["class"].partition(":")
-        if module_name.split(".")[0] != "generative":
-            raise ValueError(f"{source} names a class outside this package: {meta['class']}")
-        model_cls = getattr(importlib.import_module(module_name), qualname)
-        if not issubclass(model_cls, cls):
-            raise TypeError(f"{source} holds a {model_cls.__name__}, not a {cls.__name__}")
-        model = model_cls(**{k: _decode(v) for k, v in meta["params"].items()})
+        model, meta, tensors = cls._unpack(data, source)
         model.n_features_in_ = meta["n_features_in"]
         model.n_context_ = meta["n_context"]
-        model.seed_ = meta["seed"]
-        model.sample_seed_ = meta["sample_seed"]
-        model._sample_rng = np.random.default_rng(model.sample_seed_)
         model.preprocessing_ = _as_pipeline(step_from_dict(meta["preprocessing"]))
         ctx = meta["context_preprocessing"]
         model.context_preprocessing_ = None if ctx is None else _as_pipeline(step_from_dict(ctx))
         model.history_ = History(**meta["history"])
         module = model._build_module(model.n_features_in_, model.n_context_)
-        module.load_state_dict(payload["state_dict"])
+        module.load_state_dict(tensors["state_dict"])
         model.module_ = module.to(model.device).eval()
         return model
 
@@ -358,9 +283,6 @@ class DensityModel(BaseEstimator, abc.ABC):
                 "fitted on (e.g. beyond the min-max range before a logit)"
             )
         return Z
-
-    def _next_seed(self) -> int:
-        return int(self._sample_rng.integers(2**31 - 1))
 
 
 def _as_pipeline(step: Step) -> Pipeline:

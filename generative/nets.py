@@ -1,6 +1,7 @@
 """The network family shared by the generative models: MLPs with time and context embeddings.
 
-`MLP` is the plain building block (GAN generator and critic, VAE encoder and decoder).
+`MLP` is the plain building block (GAN generator and critic, VAE encoder and decoder, the
+classifiers and autoencoders of `anomaly`, the classifier test of `generative.calo`).
 `TimeConditionedMLP` is the denoiser / velocity field of flow matching and diffusion: the time
 enters through a sinusoidal or random-Fourier embedding, the context through a small MLP, and
 both condition every residual block of the trunk additively.
@@ -9,6 +10,7 @@ both condition every residual block of the trunk additively.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -38,13 +40,14 @@ def validation_generator(module: nn.Module, device: torch.device) -> torch.Gener
     return torch.Generator(device=device).manual_seed(VALIDATION_SEED)
 
 
-def _activation(name: str) -> nn.Module:
-    # Leaky ReLU with the slope usual in GANs, so critics pass gradient for negative inputs.
+def _activation(name: str, negative_slope: float = 0.2) -> nn.Module:
+    # Leaky ReLU with the slope usual in GANs by default, so critics pass gradient for negative
+    # inputs; the CaloChallenge classifier uses torch's default slope 0.01.
     activations = {
         "silu": nn.SiLU,
         "relu": nn.ReLU,
         "gelu": nn.GELU,
-        "leaky_relu": lambda: nn.LeakyReLU(0.2),
+        "leaky_relu": lambda: nn.LeakyReLU(negative_slope),
     }
     try:
         return activations[name]()
@@ -53,8 +56,12 @@ def _activation(name: str) -> nn.Module:
 
 
 class MLP(nn.Sequential):
-    """Fully connected network: `n_layers` hidden layers of `hidden_features` units.
+    """Fully connected network: the one MLP builder of the package (generators, critics, VAE
+    encoders and decoders, the anomaly classifiers and autoencoders, the shower classifier test).
 
+    `hidden_features` is either one width used for `n_layers` hidden layers or the sequence of
+    hidden widths (then `n_layers` is not used; an empty sequence gives one linear layer). Each
+    hidden layer is linear, optionally layer-normalised, activated, optionally dropped out.
     `spectral_norm` wraps every linear layer in spectral normalisation (a Lipschitz critic);
     `layer_norm` normalises each hidden layer (safe with a gradient penalty, unlike batch norm).
     """
@@ -63,19 +70,26 @@ class MLP(nn.Sequential):
         self,
         in_features: int,
         out_features: int,
-        hidden_features: int = 128,
+        hidden_features: int | Sequence[int] = 128,
         n_layers: int = 3,
         *,
         activation: str = "silu",
+        negative_slope: float = 0.2,
         layer_norm: bool = False,
         spectral_norm: bool = False,
         dropout: float = 0.0,
     ) -> None:
-        if n_layers < 1 or hidden_features < 1:
-            raise ValueError(
-                f"an MLP needs n_layers >= 1 and hidden_features >= 1, got {n_layers} and "
-                f"{hidden_features}"
-            )
+        if isinstance(hidden_features, int):
+            if n_layers < 1 or hidden_features < 1:
+                raise ValueError(
+                    f"an MLP needs n_layers >= 1 and hidden_features >= 1, got {n_layers} and "
+                    f"{hidden_features}"
+                )
+            widths = [hidden_features] * n_layers
+        else:
+            widths = [int(w) for w in hidden_features]
+            if any(w < 1 for w in widths):
+                raise ValueError(f"hidden widths must be positive, got {widths}")
 
         def linear(n_in: int, n_out: int) -> nn.Module:
             layer = nn.Linear(n_in, n_out)
@@ -83,14 +97,14 @@ class MLP(nn.Sequential):
 
         layers: list[nn.Module] = []
         width = in_features
-        for _ in range(n_layers):
-            layers.append(linear(width, hidden_features))
+        for hidden in widths:
+            layers.append(linear(width, hidden))
             if layer_norm:
-                layers.append(nn.LayerNorm(hidden_features))
-            layers.append(_activation(activation))
+                layers.append(nn.LayerNorm(hidden))
+            layers.append(_activation(activation, negative_slope))
             if dropout:
                 layers.append(nn.Dropout(dropout))
-            width = hidden_features
+            width = hidden
         layers.append(linear(width, out_features))
         super().__init__(*layers)
 

@@ -19,20 +19,28 @@ from generative.validation import check_array, check_is_fitted
 
 __all__ = [
     "STEPS",
+    "Chain",
     "Logit",
     "MinMaxScaler",
     "Pipeline",
     "Standardizer",
     "Step",
+    "Transform",
     "make_preprocessing",
     "step_from_dict",
 ]
 
-STEPS: dict[str, type[Step]] = {}
+#: every preprocessing step of the package by class name (data steps and shower steps alike)
+STEPS: dict[str, type[Transform]] = {}
 
 
-class Step(abc.ABC):
-    """One invertible, per-event transformation x -> z with its log|det J|."""
+class Transform:
+    """What every preprocessing step shares: its parameters, fitted state and serialisation.
+
+    Two kinds derive from it: `Step` (a per-event bijection with its log-Jacobian, for density
+    models) and `generative.calo.preprocessing.ShowerStep` (shower arrays conditioned on the
+    incident energy). One registry and one `step_from_dict` restore both.
+    """
 
     #: names of the fitted numpy arrays that `to_dict` saves
     _state: ClassVar[tuple[str, ...]] = ()
@@ -40,6 +48,59 @@ class Step(abc.ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         STEPS[cls.__name__] = cls
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments of this step."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialisable description (name, parameters, fitted arrays as lists)."""
+        check_is_fitted(self, self._state)
+        state = {k: np.asarray(getattr(self, k)).tolist() for k in self._state}
+        return {"name": type(self).__name__, "params": self.get_params(), "state": state}
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> Transform:
+        """Rebuild a fitted step of this class from `to_dict` output."""
+        step = cls(**spec["params"])
+        for key in cls._state:
+            setattr(step, key, np.asarray(spec["state"][key], dtype=np.float64))
+        return step
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Chain(Transform):
+    """Steps applied in order (the inverse runs them backwards): the base of both pipelines."""
+
+    def __init__(self, steps: Sequence[Transform] = ()) -> None:
+        self.steps = list(steps)
+
+    def get_params(self) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+    def to_dict(self) -> dict[str, Any]:
+        check_is_fitted(self, ("fitted_",))
+        return {
+            "name": type(self).__name__,
+            "params": {},
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> Chain:
+        chain = cls([step_from_dict(s) for s in spec["steps"]])
+        chain.fitted_ = True
+        return chain
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.steps!r})"
+
+
+class Step(Transform):
+    """One invertible, per-event transformation x -> z with its log|det J|."""
 
     def fit(self, X: np.ndarray) -> Step:
         """Learn the step's parameters from training data."""
@@ -53,41 +114,15 @@ class Step(abc.ABC):
     def inverse(self, Z: np.ndarray) -> np.ndarray:
         """Map model-space values back to data space."""
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments of this step."""
-        return {}
 
-    def to_dict(self) -> dict[str, Any]:
-        """Serialisable description (name, parameters, fitted arrays as lists)."""
-        check_is_fitted(self, self._state)
-        state = {k: np.asarray(getattr(self, k)).tolist() for k in self._state}
-        return {"name": type(self).__name__, "params": self.get_params(), "state": state}
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        for key in self._state:
-            setattr(self, key, np.asarray(state[key], dtype=np.float64))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-
-def step_from_dict(spec: dict[str, Any]) -> Step:
-    """Rebuild a fitted step from `Step.to_dict` output."""
-    if spec.get("name") == "Pipeline":
-        pipe = Pipeline([step_from_dict(s) for s in spec["steps"]])
-        pipe.fitted_ = True
-        return pipe
+def step_from_dict(spec: dict[str, Any]) -> Transform:
+    """Rebuild a fitted step (or pipeline) from its `to_dict` output."""
     try:
         cls = STEPS[spec["name"]]
-    except KeyError:
-        known = sorted(STEPS)
-        raise ValueError(
-            f"unknown preprocessing step {spec.get('name')!r}; known: {known}"
-        ) from None
-    step = cls(**spec["params"])
-    step._set_state(spec["state"])
-    return step
+    except (KeyError, TypeError):
+        name = spec.get("name") if isinstance(spec, dict) else spec
+        raise ValueError(f"unknown preprocessing step {name!r}; known: {sorted(STEPS)}") from None
+    return cls.from_dict(spec)
 
 
 class MinMaxScaler(Step):
@@ -169,14 +204,8 @@ class Standardizer(Step):
         return Z * self.scale_ + self.mean_
 
 
-class Pipeline(Step):
+class Pipeline(Chain, Step):
     """Steps applied in order; log-determinants add up, inverses run in reverse order."""
-
-    def __init__(self, steps: Sequence[Step] = ()) -> None:
-        self.steps = list(steps)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"steps": self.steps}
 
     def fit(self, X: np.ndarray) -> Pipeline:
         for step in self.steps:
@@ -195,13 +224,6 @@ class Pipeline(Step):
         for step in reversed(self.steps):
             Z = step.inverse(Z)
         return Z
-
-    def to_dict(self) -> dict[str, Any]:
-        check_is_fitted(self, ("fitted_",))
-        return {"name": "Pipeline", "params": {}, "steps": [s.to_dict() for s in self.steps]}
-
-    def __repr__(self) -> str:
-        return f"Pipeline({self.steps!r})"
 
 
 _NAMED = {

@@ -14,17 +14,20 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from generative.settings import TrainingConfig, merge_settings
+
 __all__ = [
     "History",
     "TrainingConfig",
+    "merge_settings",
     "seeded",
     "split_indices",
     "to_tensor",
@@ -35,59 +38,6 @@ LossFn = Callable[..., torch.Tensor]
 #: a custom optimisation step: (batch tensors, epoch) -> training loss of the batch
 StepFn = Callable[[Sequence[torch.Tensor], int], float]
 EpochCallback = Callable[[int, torch.nn.Module, float, float], None]
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Hyper-parameters of the shared training loop.
-
-    Defaults suit the tabular density models of the project on a CPU: batches of 1024 (an epoch of
-    500k events costs seconds, not minutes, at batch 256) with a learning rate tuned for that size.
-    """
-
-    epochs: int = 100
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    validation_fraction: float = 0.2
-    #: epochs without improvement of the validation loss before stopping; None trains all epochs
-    patience: int | None = 10
-    min_delta: float = 0.0
-    lr_schedule: Literal["cosine", "plateau", "constant"] = "cosine"
-    clip_grad_norm: float | None = 5.0
-    #: restore the weights of the epoch with the lowest validation loss
-    restore_best: bool = True
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "validation_fraction": 0.0 <= self.validation_fraction < 1.0,
-            "patience": self.patience is None or self.patience >= 1,
-            "lr_schedule": self.lr_schedule in ("cosine", "plateau", "constant"),
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"invalid training settings: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}"
-            )
-
-    @classmethod
-    def coerce(cls, value: TrainingConfig | Mapping[str, Any] | None) -> TrainingConfig:
-        """Accept a config, a mapping of its fields (e.g. from YAML) or None for the defaults."""
-        if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        unknown = set(value) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown training settings {sorted(unknown)}")
-        return cls(**value)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form, for saving with a model."""
-        return dataclasses.asdict(self)
 
 
 @dataclass

@@ -125,12 +125,18 @@ def read_showers(
 
 
 def write_showers(path: str | Path, data: ShowerData, *, compression_level: int = 4) -> Path:
-    """Write `data` in the challenge format (gzip), atomically; return the path."""
+    """Write `data` in the challenge format (float32, gzip), atomically; return the path.
+
+    Incident energies must be exactly representable in float32 to survive (the challenge's
+    2^8 .. 2^22 MeV are); showers lose precision beyond float32's 7 digits only.
+    """
     if not isinstance(data, ShowerData):
         raise TypeError(f"data must be a ShowerData, got {type(data).__name__}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         # HDF5 cannot compress an empty dataset
         opts = {"compression": "gzip", "compression_opts": compression_level} if len(data) else {}
-        f.create_dataset(ENERGY_KEY, data=data.energies.reshape(-1, 1), **opts)
-        f.create_dataset(SHOWER_KEY, data=data.showers, **opts)
+        # float32, as the challenge's files (its evaluation reads them as they are)
+        energies = data.energies.reshape(-1, 1).astype(np.float32)
+        f.create_dataset(ENERGY_KEY, data=energies, **opts)
+        f.create_dataset(SHOWER_KEY, data=data.showers.astype(np.float32), **opts)
     return Path(path)

@@ -17,19 +17,21 @@ A shower goes through a chain of steps, each of which knows how to undo itself:
 Every step has `fit(x, incident)`, `forward(x, incident)` and `inverse(z, incident)` on float64
 arrays (events x values); steps that do not need the incident energy ignore it. The shower models
 sample rather than evaluate likelihoods in voxel space, so the steps carry no log-Jacobians (the
-layer decomposition changes the dimension and has none). Steps serialise to plain dicts
-(`to_dict` / `step_from_dict`) so a fitted model can be saved with them.
+layer decomposition changes the dimension and has none). They form one family with the steps of
+`generative.preprocessing` (`Transform`: parameters, fitted state, one registry) and serialise
+the same way (`to_dict` / `step_from_dict`).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, logit
 
+from generative.preprocessing import Chain, Transform, step_from_dict
 from generative.validation import check_is_fitted
 
 __all__ = [
@@ -43,18 +45,9 @@ __all__ = [
     "step_from_dict",
 ]
 
-SHOWER_STEPS: dict[str, type[ShowerStep]] = {}
 
-
-class ShowerStep(abc.ABC):
+class ShowerStep(Transform):
     """One invertible transformation of shower arrays, possibly depending on the incident energy."""
-
-    #: names of the fitted attributes that `to_dict` saves
-    _state: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        SHOWER_STEPS[cls.__name__] = cls
 
     def fit(self, x: np.ndarray, incident: np.ndarray) -> ShowerStep:
         """Learn the step's parameters from training showers."""
@@ -67,36 +60,6 @@ class ShowerStep(abc.ABC):
     @abc.abstractmethod
     def inverse(self, z: np.ndarray, incident: np.ndarray) -> np.ndarray:
         """Map model-space values back; the output is physical (non-negative, bounded)."""
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments of this step."""
-        return {}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialisable description: name, constructor arguments and fitted state."""
-        check_is_fitted(self, self._state)
-        state = {k: np.asarray(getattr(self, k)).tolist() for k in self._state}
-        return {"name": type(self).__name__, "params": self.get_params(), "state": state}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-
-def step_from_dict(spec: dict[str, Any]) -> ShowerStep:
-    """Rebuild a fitted step (or pipeline) from `to_dict` output."""
-    if spec.get("name") == "ShowerPipeline":
-        return ShowerPipeline([step_from_dict(s) for s in spec["steps"]])
-    try:
-        cls = SHOWER_STEPS[spec["name"]]
-    except KeyError:
-        raise ValueError(
-            f"unknown shower step {spec.get('name')!r}; known: {sorted(SHOWER_STEPS)}"
-        ) from None
-    step = cls(**spec["params"])
-    for key in cls._state:
-        setattr(step, key, np.asarray(spec["state"][key], dtype=np.float64))
-    return step
 
 
 def _incident_column(incident: np.ndarray, n: int) -> np.ndarray:
@@ -284,14 +247,8 @@ class LogitAlpha(ShowerStep):
         return np.clip(x, 0.0, 1.0)
 
 
-class ShowerPipeline(ShowerStep):
+class ShowerPipeline(Chain, ShowerStep):
     """Steps applied in order; the inverse runs them backwards."""
-
-    def __init__(self, steps: Sequence[ShowerStep] = ()) -> None:
-        self.steps = list(steps)
-
-    def get_params(self) -> dict[str, Any]:
-        return {"steps": self.steps}
 
     def fit(self, x: np.ndarray, incident: np.ndarray) -> ShowerPipeline:
         self.fit_forward(x, incident)
@@ -301,6 +258,7 @@ class ShowerPipeline(ShowerStep):
         """Fit every step and return the transformed training data (one pass)."""
         for step in self.steps:
             x = step.fit(x, incident).forward(x, incident)
+        self.fitted_ = True
         return x
 
     def forward(self, x: np.ndarray, incident: np.ndarray) -> np.ndarray:
@@ -312,6 +270,3 @@ class ShowerPipeline(ShowerStep):
         for step in reversed(self.steps):
             z = step.inverse(z, incident)
         return z
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": "ShowerPipeline", "steps": [s.to_dict() for s in self.steps]}

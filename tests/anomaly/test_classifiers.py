@@ -15,9 +15,10 @@ from anomaly.classifiers import (
     make_classifier,
     quantile_bin_edges,
 )
+from generative.training import TrainingConfig
 
 FAST = {
-    "mlp": {"epochs": 6, "n_best_epochs": 3, "batch_size": 256},
+    "mlp": {"n_best_epochs": 3, "training": {"epochs": 6, "batch_size": 256}},
     "hgb": {"n_models": 2, "max_iter": 50},
 }
 
@@ -61,7 +62,9 @@ def test_balanced_weighting_centres_the_probabilities(blobs):
 def test_mlp_averages_its_best_epochs(blobs):
     """The MLP keeps n_best_epochs snapshots per seed, best validation loss first."""
     X, y, _, _ = blobs
-    clf = MLPEnsemble(epochs=5, n_best_epochs=2, n_models=2, batch_size=256, random_state=0)
+    clf = MLPEnsemble(
+        n_best_epochs=2, n_models=2, training={"epochs": 5, "batch_size": 256}, random_state=0
+    )
     clf.fit(X, y)
     assert len(clf.snapshots_) == 4
 
@@ -86,7 +89,7 @@ def test_errors():
     with pytest.raises(ValueError, match="at least 2 events"):
         HGBEnsemble().fit(X, np.r_[np.zeros(9), 1])
     with pytest.raises(ValueError, match="n_best_epochs must be between 1 and epochs=3"):
-        MLPEnsemble(epochs=3, n_best_epochs=5).fit(X, np.r_[np.zeros(5), np.ones(5)])
+        MLPEnsemble(n_best_epochs=5, training={"epochs": 3}).fit(X, np.r_[np.zeros(5), np.ones(5)])
 
 
 def test_hgb_binning_is_monotone_and_bounded():
@@ -100,3 +103,12 @@ def test_hgb_binning_is_monotone_and_bounded():
         assert (np.diff(binned[order, j]) >= 0).all()
     assert len(np.unique(binned[:, 0])) <= 255
     assert len(np.unique(binned[:, 1])) == 3
+
+
+def test_partial_training_settings_keep_the_other_defaults():
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    y = np.r_[np.zeros(20), np.ones(20)]
+    clf = MLPEnsemble(n_best_epochs=2, training={"epochs": 3}, random_state=0).fit(X, y)
+    assert len(clf.snapshots_) == 2
+    config = TrainingConfig.coerce(clf.training, defaults=MLPEnsemble.TRAINING)
+    assert (config.epochs, config.batch_size, config.patience) == (3, 1024, None)

@@ -31,7 +31,7 @@ FAST: dict[str, dict[str, Any]] = {
     "cwola": {"classifier_params": HGB},
     "cathode": {"classifier_params": HGB, "density_params": TINY_FLOW},
     "anode": {"density_params": TINY_FLOW},
-    "autoencoder": {"epochs": 4},
+    "autoencoder": {"training": {"epochs": 4}},
 }
 
 
@@ -139,7 +139,7 @@ def test_anode_fold_densities_never_saw_their_events(gaussian):
 @pytest.mark.parametrize("train_on", ["window", "signal_region", "sidebands"])
 def test_autoencoder_trains_on_the_chosen_events(train_on, gaussian):
     """The standardisation of fold k is that of exactly its training events."""
-    det = Autoencoder(train_on=train_on, epochs=2, random_state=0)
+    det = Autoencoder(train_on=train_on, training={"epochs": 2}, random_state=0)
     det.fit(gaussian.X, gaussian.mjj, gaussian.in_sr)
     X_sr, X_sb = gaussian.X[gaussian.in_sr], gaussian.X[~gaussian.in_sr]
     for k, model in enumerate(det.fold_models_):
@@ -216,7 +216,7 @@ def test_anode_needs_mjj_and_detects_the_signal(gaussian):
 
 def test_variational_autoencoder_flags_outliers(gaussian):
     """A VAE's reconstruction error ranks the off-distribution signal above background."""
-    det = Autoencoder(variational=True, beta=0.1, epochs=15, random_state=0)
+    det = Autoencoder(variational=True, beta=0.1, training={"epochs": 15}, random_state=0)
     det.fit(gaussian.X, gaussian.mjj, gaussian.in_sr)
     assert roc_auc_score(gaussian.labels[gaussian.in_sr], det.oof_scores_) > 0.6
 

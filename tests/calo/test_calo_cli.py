@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from analysis.cli import app
 from generative.calo.cli import DATASET_1_ENERGIES, calo_app
-from generative.calo.io import read_showers, write_showers
+from generative.calo.io import ShowerData, read_showers, write_showers
 from generative.calo.models import ShowerModel
 from tests.calo.conftest import FAST_PARAMS, TINY_XML, tiny_showers
 
@@ -67,9 +67,38 @@ def test_train_writes_a_loadable_model(files, model):
 
 def test_generate_writes_one_shower_per_incident_energy(files, generated):
     gen = read_showers(generated)
-    np.testing.assert_array_equal(gen.energies, read_showers(files["reference"]).energies)
+    ref = read_showers(files["reference"])
+    np.testing.assert_array_equal(gen.energies, ref.energies)
     assert gen.showers.shape == (200, 8)
+    assert gen.showers.dtype == np.float32  # as the challenge's files
     assert gen.showers.min() >= 0
+    # a working generator follows the energy response of the data (E_tot / E_inc)
+    response = [np.mean(d.showers.sum(axis=1) / d.energies) for d in (gen, ref)]
+    assert response[0] == pytest.approx(response[1], rel=0.25)
+
+
+def test_evaluate_tells_a_broken_generator_from_a_perfect_one(files):
+    """Real showers score near AUC 0.5; the same showers at twice the energy score near 1."""
+    broken = read_showers(files["train"])
+    broken = write_showers(
+        files["folder"] / "broken.h5",
+        ShowerData(energies=broken.energies, showers=2.0 * broken.showers),
+    )
+    aucs = {}
+    for name, sample in (("perfect", files["train"]), ("broken", broken)):
+        out = files["folder"] / f"evaluation-{name}"
+        result = _run(
+            "evaluate", files["reference"], sample, "-o", out, "-g", files["xml"], "-q",
+            "--no-plots",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((out / "metrics.json").read_text())
+        aucs[name] = metrics["classifier_high_level"]["auc"]
+        aucs[f"{name}_sp"] = metrics["separation_powers"]["E_tot_over_E_inc"]
+    # 80 test showers per class: the AUC of indistinguishable samples spreads by about 0.065
+    assert aucs["perfect"] < 0.7
+    assert aucs["broken"] > 0.8
+    assert aucs["broken_sp"] > 5 * aucs["perfect_sp"]
 
 
 def test_evaluate_writes_metrics_and_plots(files, generated):

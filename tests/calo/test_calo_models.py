@@ -14,7 +14,9 @@ from generative.calo.models import (
     check_incident_energies,
     make_shower_model,
 )
+from generative.estimator import CorruptFileError
 from tests.calo.conftest import FAST_PARAMS, fast_shower_model
+from tests.generative.test_estimator import flip_bytes
 
 ENERGIES = 2.0 ** np.array([8, 9, 10, 11, 12, 10, 9, 8, 12, 11, 10, 9])
 
@@ -30,8 +32,9 @@ def test_generates_showers_of_the_right_shape_with_non_negative_energies(fitted_
     assert showers.shape == (len(ENERGIES), fitted_model.geometry_.n_voxels)
     assert np.all(np.isfinite(showers))
     assert showers.min() >= 0
-    # below the noise level generated voxels are exact zeros, as in the data
-    assert not np.any((showers > 0) & (showers < fitted_model.noise))
+    # below the readout threshold learned from the data generated voxels are exact zeros
+    assert fitted_model.threshold_ > 0
+    assert not np.any((showers > 0) & (showers < fitted_model.threshold_))
     assert np.all(showers.sum(axis=1) > 0)
 
 
@@ -88,17 +91,35 @@ def test_load_rejects_other_files(tmp_path):
         ShowerModel.load(tmp_path / "missing.pt")
 
 
+def test_a_shower_model_with_200_flipped_bytes_is_refused(fitted_model, tmp_path):
+    path = fitted_model.save(tmp_path / "model.pt")
+    flip_bytes(path)
+    with pytest.raises(CorruptFileError, match=r"model\.pt is corrupted: its SHA-256 checksum"):
+        ShowerModel.load(path)
+
+
+def test_a_subclass_without_its_own_name_does_not_register():
+    before = dict(SHOWER_MODELS)
+
+    class Tweaked(CaloFlow):
+        pass
+
+    assert dict(SHOWER_MODELS) == before
+    assert SHOWER_MODELS["caloflow"] is CaloFlow
+
+
 def test_two_stage_layer_energies_sum_correctly(tiny_geometry, tiny_data):
     model = fast_shower_model("caloflow", tiny_geometry).fit(tiny_data.showers, tiny_data.energies)
     e_layers = model.sample_layer_energies(ENERGIES, random_state=5, batch_size=5)
     showers = model.sample(ENERGIES, random_state=5, batch_size=5)
     assert e_layers.shape == (len(ENERGIES), 3)
     assert e_layers.min() >= 0
-    # each layer of a generated shower carries flow 1's energy, less voxels zeroed below noise
+    # each layer of a generated shower carries flow 1's energy, less voxels zeroed below the
+    # readout threshold
     n_voxels = np.array([layer.n_voxels for layer in tiny_geometry.active_layers])
     diff = e_layers - layer_energies(showers, tiny_geometry)
     assert np.all(diff >= -1e-9 * e_layers)
-    assert np.all(diff <= n_voxels * model.noise)
+    assert np.all(diff <= n_voxels * max(model.noise, model.threshold_))
 
 
 def test_fit_returns_self_and_sets_fitted_attributes(tiny_geometry, tiny_data):
@@ -169,3 +190,21 @@ def test_flow_matching_on_voxels_and_on_layers(tiny_geometry, tiny_data):
         fast_shower_model("flow_matching", tiny_geometry, representation="pixels").fit(
             tiny_data.showers, tiny_data.energies
         )
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [("auto", 2.0), (5.0, 5.0), (None, 0.0)])
+def test_readout_threshold_is_learned_or_applied(tiny_geometry, tiny_data, threshold, expected):
+    showers = tiny_data.showers.copy()
+    showers[showers < 2.0] = 0.0  # the data's zero suppression at 2 MeV
+    showers[0, 0] = 2.0
+    model = fast_shower_model("flow_matching", tiny_geometry, threshold=threshold)
+    model.fit(showers, tiny_data.energies)
+    assert model.threshold_ == expected
+    generated = model.sample(np.repeat(ENERGIES, 10), random_state=0)
+    floor = max(expected, model.noise)
+    assert not np.any((generated > 0) & (generated < floor))
+    if threshold is not None:
+        # the unsuppressed model would have produced voxels below the threshold
+        raw = fast_shower_model("flow_matching", tiny_geometry, threshold=None)
+        raw = raw.fit(showers, tiny_data.energies).sample(np.repeat(ENERGIES, 10), random_state=0)
+        assert np.any((raw > 0) & (raw < floor))

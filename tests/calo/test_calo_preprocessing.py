@@ -136,5 +136,5 @@ def test_bad_settings_raise_clear_errors():
         LayerShapes([4, 5]).forward(showers, incident)
     with pytest.raises(ValueError, match="3 incident energies for 200 showers"):
         RelativeToIncident().fit(showers, incident[:3])
-    with pytest.raises(ValueError, match="unknown shower step"):
+    with pytest.raises(ValueError, match="unknown preprocessing step"):
         step_from_dict({"name": "Nope"})
