@@ -12,6 +12,7 @@ from typing import Any
 #: public name -> module that defines it
 _EXPORTS = {
     "MODELS": "generative.base",
+    "DENSITY_MODELS": "generative.registry",
     "DensityModel": "generative.base",
     "make_model": "generative.base",
     "Diffusion": "generative.diffusion",

@@ -8,7 +8,6 @@ provide only the torch network and its loss, sampler and likelihood in the prepr
 from __future__ import annotations
 
 import abc
-import importlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 
 from generative.estimator import Estimator
 from generative.preprocessing import Pipeline, Step, make_preprocessing, step_from_dict
+from generative.registry import DENSITY_MODELS
 from generative.training import History, TrainingConfig, seeded, split_indices, to_tensor, train
 from generative.validation import check_array, check_context, check_is_fitted
 
@@ -24,20 +24,11 @@ __all__ = ["MODELS", "DensityModel", "make_model"]
 #: registry of model names usable in configs, e.g. ``make_model("maf")``
 MODELS: dict[str, type[DensityModel]] = {}
 
-#: the modules defining the built-in models (imported on demand: `generative` loads lazily)
-BUILTIN_MODULES = (
-    "generative.flows",
-    "generative.flow_matching",
-    "generative.diffusion",
-    "generative.gan",
-    "generative.vae",
-)
-
 
 def load_builtin_models() -> dict[str, type[DensityModel]]:
-    """The registry with every built-in model imported into it."""
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+    """The registry with every built-in model imported into it (`generative` loads lazily)."""
+    for name in DENSITY_MODELS:
+        DENSITY_MODELS[name]
     return MODELS
 
 
