@@ -18,6 +18,7 @@ _EXPORTS = {
     "Diffusion": "generative.diffusion",
     "FlowMatching": "generative.flow_matching",
     "MAF": "generative.flows",
+    "CouplingFlow": "generative.coupling",
     "GAN": "generative.gan",
     "Logit": "generative.preprocessing",
     "MinMaxScaler": "generative.preprocessing",

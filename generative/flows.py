@@ -16,6 +16,7 @@ from nflows.transforms.normalization import BatchNorm
 from nflows.transforms.permutations import RandomPermutation, ReversePermutation
 
 from generative.base import DensityModel
+from generative.nets import MLP
 
 __all__ = ["MAF"]
 
@@ -65,7 +66,8 @@ class MAF(DensityModel):
         self.context_embedding = context_embedding
         self.dropout = dropout
 
-    def _made(self, n_features: int, n_context: int) -> Transform:
+    def _layer(self, index: int, n_features: int, n_context: int) -> Transform:
+        """Transform number `index` of the flow (a MADE here; couplings in `CouplingFlow`)."""
         common = {
             "features": n_features,
             "hidden_features": self.hidden_features,
@@ -100,12 +102,10 @@ class MAF(DensityModel):
         width = n_context
         if self.context_embedding and n_context:
             width = int(self.context_embedding)
-            embedding = torch.nn.Sequential(
-                torch.nn.Linear(n_context, width), torch.nn.ReLU(), torch.nn.Linear(width, width)
-            )
+            embedding = MLP(n_context, width, width, 1, activation="relu")
         layers: list[Transform] = []
         for i in range(self.n_transforms):
-            layers.append(self._made(n_features, width))
+            layers.append(self._layer(i, n_features, width))
             if i < self.n_transforms - 1:
                 if self.batch_norm:
                     layers.append(BatchNorm(n_features))

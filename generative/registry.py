@@ -15,6 +15,7 @@ __all__ = ["BUILTIN_MODELS", "DENSITY_MODELS"]
 #: name -> "module:class" of every built-in density model
 BUILTIN_MODELS = {
     "maf": "generative.flows:MAF",
+    "coupling": "generative.coupling:CouplingFlow",
     "flow_matching": "generative.flow_matching:FlowMatching",
     "diffusion": "generative.diffusion:Diffusion",
     "gan": "generative.gan:GAN",

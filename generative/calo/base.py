@@ -304,6 +304,18 @@ class ShowerModel(Estimator, abc.ABC):
         )
         return pre, energies, shapes
 
+    def _joint_features(self, data: ShowerData, seed: int) -> tuple[ShowerPipeline, np.ndarray]:
+        """The base preprocessing and the joint features: logit energy fractions, then shapes."""
+        pre, energies, shapes = self._decompose(data, seed)
+        x = np.concatenate([self._energy_features(energies), self._shape_features(shapes)], axis=1)
+        return pre, x
+
+    def _joint_showers(self, z: np.ndarray, incident: np.ndarray) -> np.ndarray:
+        """Showers (MeV) from joint features (the inverse of `_joint_features`)."""
+        n_layers = len(self.geometry_.active_layers)
+        energies = self._energies_from_features(z[:, :n_layers])
+        return self._compose(energies, z[:, n_layers:], incident)
+
     def _energy_features(self, energies: np.ndarray) -> np.ndarray:
         return LogitAlpha(self.alpha).forward(EnergyFractions().forward(energies, None), None)
 

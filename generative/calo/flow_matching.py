@@ -53,8 +53,7 @@ class FlowMatchingShowers(ShowerModel):
     ) -> tuple[ShowerPipeline, dict[str, DensityModel]]:
         incident = data.energies.astype(np.float64)
         if self.representation == "layers":
-            pre, energies, shapes = self._decompose(data, seeds[0])
-            x = np.concatenate([self._energy_features(energies), self._shape_features(shapes)], 1)
+            pre, x = self._joint_features(data, seeds[0])
         elif self.representation == "voxels":
             pre = ShowerPipeline([*self._base_steps(seeds[0]), LogitAlpha(self.alpha)])
             x = pre.fit_forward(data.showers, incident)
@@ -78,6 +77,4 @@ class FlowMatchingShowers(ShowerModel):
         )
         if self.representation == "voxels":
             return self.preprocessing_.inverse(z, incident)
-        n_layers = len(self.geometry_.active_layers)
-        energies = self._energies_from_features(z[:, :n_layers])
-        return self._compose(energies, z[:, n_layers:], incident)
+        return self._joint_showers(z, incident)

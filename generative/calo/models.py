@@ -3,6 +3,8 @@
 - 'caloflow' (`CaloFlow`, `generative.calo.caloflow`): the two-stage MAF of CaloFlow.
 - 'flow_matching' (`FlowMatchingShowers`, `generative.calo.flow_matching`): conditional flow
   matching with an ODE sampler.
+- 'calo_inn' (`CaloINN`, `generative.calo.coupling`): one spline-coupling flow on the joint
+  layer representation, sampled in one pass (the fast default).
 
 All share the interface of `generative.calo.base.ShowerModel` and the CaloFlow preprocessing of
 `generative.calo.preprocessing`, train with the shared loop of `generative.training` and
@@ -18,11 +20,13 @@ from generative.calo.base import (
     resolve_geometry,
 )
 from generative.calo.caloflow import CaloFlow
+from generative.calo.coupling import CaloINN
 from generative.calo.flow_matching import FlowMatchingShowers
 
 __all__ = [
     "SHOWER_MODELS",
     "CaloFlow",
+    "CaloINN",
     "FlowMatchingShowers",
     "ShowerModel",
     "check_incident_energies",

@@ -26,6 +26,7 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
         "shape_flow": {"n_transforms": 2, "hidden_features": 16},
     },
     "flow_matching": {"flow": {"hidden_features": 32, "n_blocks": 1, "steps": 4}},
+    "calo_inn": {"flow": {"n_transforms": 4, "hidden_features": 32, "n_blocks": 1, "n_bins": 4}},
 }
 
 

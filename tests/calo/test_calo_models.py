@@ -9,6 +9,7 @@ from generative.calo.features import layer_energies
 from generative.calo.models import (
     SHOWER_MODELS,
     CaloFlow,
+    CaloINN,
     FlowMatchingShowers,
     ShowerModel,
     check_incident_energies,
@@ -22,7 +23,8 @@ ENERGIES = 2.0 ** np.array([8, 9, 10, 11, 12, 10, 9, 8, 12, 11, 10, 9])
 
 
 def test_every_registered_model_has_a_fast_configuration():
-    assert set(SHOWER_MODELS) == set(FAST_PARAMS) == {"caloflow", "flow_matching"}
+    assert set(SHOWER_MODELS) == set(FAST_PARAMS) == {"caloflow", "flow_matching", "calo_inn"}
+    assert SHOWER_MODELS["calo_inn"] is CaloINN
     assert SHOWER_MODELS["caloflow"] is CaloFlow
     assert SHOWER_MODELS["flow_matching"] is FlowMatchingShowers
 

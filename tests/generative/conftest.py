@@ -12,6 +12,7 @@ from generative import MODELS, DensityModel, make_model
 #: small configurations per registered model name, so interface tests run in seconds
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "maf": {"n_transforms": 3, "hidden_features": 32},
+    "coupling": {"n_transforms": 4, "hidden_features": 32, "n_blocks": 1, "n_bins": 4},
     "flow_matching": {
         "hidden_features": 32,
         "n_blocks": 1,
