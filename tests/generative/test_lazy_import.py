@@ -18,6 +18,7 @@ def _loaded_after(statement: str) -> list[str]:
 @pytest.mark.parametrize(
     "statement",
     [
+        "import analysis.stats",
         "import generative",
         "import generative.fileio",
         "import generative.preprocessing",
