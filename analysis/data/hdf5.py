@@ -172,10 +172,20 @@ class HDF5Frame:
             index_source, index_field = self._index
             index = index_source[start:stop]
         except OSError as err:
-            raise ValueError(f"{self.path} is damaged (rows {start}-{stop}: {err})") from None
+            raise _unreadable(self.path, err, f"rows {start}-{stop}") from None
         index = index if index_field is None else index[index_field]
         index = pd.Index(index) if index.dtype.kind in "iu" else pd.RangeIndex(start, stop)
         return pd.DataFrame(data, index=index, columns=names)
+
+
+def _unreadable(path: Path, err: OSError, where: str) -> ValueError:
+    # PyTables' blosc/lzo/bzip2 filters are HDF5 plugins that h5py does not ship.
+    if "plugin" in str(err) or "filter" in str(err):
+        return ValueError(
+            f"{path} ({where}) is compressed with a filter h5py cannot read ({err}); re-save it "
+            "uncompressed or with zlib (pandas: complib='zlib')"
+        )
+    return ValueError(f"{path} is damaged ({where}: {err})")
 
 
 def _open(path: Path) -> h5py.File:
@@ -224,4 +234,6 @@ def open_frame(path: str | Path, key: str | None = None) -> Iterator[HDF5Frame]:
         except (KeyError, IndexError, AttributeError) as err:
             # A group that claims to be a pandas frame but lacks its parts is a damaged file.
             raise ValueError(f"{path} '{key}' is not a complete pandas frame ({err})") from None
+        except OSError as err:
+            raise _unreadable(path, err, f"'{key}'") from None
         yield frame

@@ -276,3 +276,16 @@ def test_truncated_file_is_named(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"cut\.h5 is (damaged|not a readable HDF5 file)"):
         read_lhco(path)
+
+
+def test_filter_h5py_lacks_is_named_with_the_way_out(tmp_path, small_lhco):
+    path = tmp_path / "blosc.h5"
+    small_lhco.to_hdf(path, key="df", complib="blosc", complevel=5)
+    with pytest.raises(ValueError, match=r"blosc\.h5 .*compressed with a filter .*complib='zlib'"):
+        read_lhco(path)
+
+
+def test_zlib_compressed_file_reads(tmp_path, small_lhco):
+    path = tmp_path / "zlib.h5"
+    small_lhco.to_hdf(path, key="df", complib="zlib", complevel=5)
+    pd.testing.assert_frame_equal(read_lhco(path), small_lhco)
