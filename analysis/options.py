@@ -72,13 +72,14 @@ def check_method_options(name: str, options: Mapping[str, Any]) -> None:
 
 
 def _check_density(model: str, density_params: Any) -> None:
-    from generative import MODELS, TrainingConfig
+    from generative import DENSITY_MODELS
+    from generative.settings import TrainingConfig
 
-    if model not in MODELS:
-        raise ValueError(f"options.density_model must be one of {sorted(MODELS)}")
+    if model not in DENSITY_MODELS:
+        raise ValueError(f"options.density_model must be one of {sorted(DENSITY_MODELS)}")
     where = "options.density_params"
     given = _mapping(density_params, where)
-    _unknown(given, _parameters(MODELS[model]), where, f"density model {model!r}")
+    _unknown(given, _parameters(DENSITY_MODELS[model]), where, f"density model {model!r}")
     training = given.get("training")
     if isinstance(training, Mapping):
         fields = {f.name: f for f in dataclasses.fields(TrainingConfig)}
