@@ -151,6 +151,15 @@ class StatsConfig(_Strict):
     n_params: Literal[3, 4, 5] = Field(4, description="parameters of the dijet function")
     resolution: Real = Field(0.05, gt=0, description="relative mjj resolution of the signal")
     n_pseudo: Int = Field(200, ge=0, description="background-only pseudo-experiments (0: skip)")
+    limit_efficiency: Real | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="efficiency of the CLs limits; null = that of each method's largest excess",
+    )
+    bias_test: bool = Field(
+        False, description="bias tests (0/2/5 sigma injected) and F-test per window in the report"
+    )
 
     @field_validator("efficiencies")
     @classmethod
@@ -159,6 +168,15 @@ class StatsConfig(_Strict):
         if bad:
             raise ValueError(f"efficiencies must lie in (0, 1], got {bad}")
         return values
+
+    @model_validator(mode="after")
+    def _limit_efficiency_scanned(self) -> StatsConfig:
+        if self.limit_efficiency is not None and self.limit_efficiency not in self.efficiencies:
+            raise ValueError(
+                f"stats.limit_efficiency {self.limit_efficiency} must be one of "
+                f"stats.efficiencies {self.efficiencies}"
+            )
+        return self
 
 
 class ExecutorConfig(_Strict):

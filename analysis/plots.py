@@ -175,3 +175,35 @@ def plot_template(
         axes[0].legend(fontsize=9)
         fig.suptitle(title, fontsize=11)
         return _save(fig, path)
+
+
+def plot_limits(
+    path: str | Path,
+    masses: Sequence[float],
+    observed: Sequence[float | None],
+    expected: Sequence[Sequence[float | None]],
+    title: str = "",
+) -> Path:
+    """Limit versus mass ("Brazil" plot): observed, median expected and its 1 and 2 sigma bands."""
+
+    def values(v) -> np.ndarray:
+        return np.array([np.nan if x is None else x for x in v], dtype=float)
+
+    masses = np.asarray(masses, dtype=float)
+    bands = np.array([values(row) for row in expected]).reshape(len(masses), 5)
+    with _style():
+        fig, ax = plt.subplots(figsize=(7, 5))
+        ax.fill_between(
+            masses, bands[:, 0], bands[:, 4], color="#ffdf00", label=r"expected $\pm 2\sigma$"
+        )
+        ax.fill_between(
+            masses, bands[:, 1], bands[:, 3], color="#00c000", label=r"expected $\pm 1\sigma$"
+        )
+        ax.plot(masses, bands[:, 2], "k--", label="expected (median)")
+        ax.plot(masses, values(observed), "ko-", label="observed")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"signal-region centre $m_{jj}$ [TeV]")
+        ax.set_ylabel("95% CL upper limit on selected signal events")
+        ax.set_title(title, fontsize=11)
+        ax.legend(fontsize=9)
+        return _save(fig, path)

@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from analysis.plots import plot_scores, plot_significance_map, plot_spectrum_fit, plot_template
+from analysis.plots import (
+    plot_limits,
+    plot_scores,
+    plot_significance_map,
+    plot_spectrum_fit,
+    plot_template,
+)
 from analysis.regions import Window
 from analysis.stats import ScanConfig, cell_expectation
 from analysis.store import write_atomic, write_json
@@ -48,6 +54,8 @@ def _best(outcome: Any, windows: Sequence[Window]) -> dict[str, Any]:
         best["global_significance"] = outcome.lee["global_significance"]
         best["global_p_value"] = outcome.lee["global_p_value"]
         best["global_is_limit"] = outcome.lee["is_limit"]
+        best["global_significance_error"] = outcome.lee.get("global_significance_error")
+        best["global_method"] = outcome.lee.get("method")
     return best
 
 
@@ -84,6 +92,16 @@ def _plots(
                     f"{outcome.label}, {window.name}, efficiency {eff:g}, local Z = {z:.2f}",
                 )
             )
+    if outcome.limits:
+        paths.append(
+            plot_limits(
+                folder / f"{outcome.label}_limits.png",
+                [0.5 * sum(limit["signal_region"]) for limit in outcome.limits],
+                [limit["observed"] for limit in outcome.limits],
+                [limit["expected"] for limit in outcome.limits],
+                f"{outcome.label}: CLs limits at efficiency {outcome.limits[0]['efficiency']:g}",
+            )
+        )
     w_best = scan.best[0] if np.isfinite(scan.max_significance) else 0
     window = windows[w_best]
     mjj = data.events["mjj"].to_numpy()
@@ -121,6 +139,55 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _limits_section(limits: list[dict] | None) -> list[str]:
+    """Markdown table of the CLs limits per window."""
+    if not limits:
+        return []
+    eff = limits[0]["efficiency"]
+    lines = [
+        "",
+        f"95% CLs upper limits on the selected signal yield (events) at efficiency {eff:g} "
+        "(pyhf, asymptotic qtilde):",
+        "",
+        "| window | observed | expected -2 sigma | -1 sigma | median | +1 sigma | +2 sigma |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for limit in limits:
+        low, high = limit["signal_region"]
+        if not limit["valid"]:
+            lines.append(f"| SR {low:.4g}-{high:.4g} TeV | n/a ({limit['message']}) |||||| ")
+            continue
+        cells = " | ".join(_fmt(v, ".1f") for v in limit["expected"])
+        lines.append(
+            f"| SR {low:.4g}-{high:.4g} TeV | {_fmt(limit['observed'], '.1f')} | {cells} |"
+        )
+    return lines
+
+
+def _bias_section(bias: list[dict] | None) -> list[str]:
+    """Markdown summary of the bias tests and F-test choices (with stats.bias_test)."""
+    if not bias:
+        return []
+    lines = [
+        "",
+        "Bias tests (pull of the fitted signal yield; tolerance: mean 0 +- 0.1, width 1 +- 0.1) "
+        "and the F-test's dijet order:",
+        "",
+        "| window | F-test order | fit order | 0 sigma mean / width | 2 sigma | 5 sigma | passed |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in bias:
+        if "error" in row:
+            lines.append(f"| window {row['window']} | n/a ({row['error']}) ||||||")
+            continue
+        pulls = " | ".join(f"{i['mean_pull']:+.2f} / {i['width']:.2f}" for i in row["injections"])
+        lines.append(
+            f"| SR {row['sr_low']:.4g}-{row['sr_high']:.4g} TeV | {row['ftest_n_params']} | "
+            f"{row['fit_n_params']} | {pulls} | {'yes' if row['passed'] else '**no**'} |"
+        )
+    return lines
+
+
 def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, plots: dict) -> str:
     lines = [
         "# Resonance search report",
@@ -131,7 +198,9 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
         f"Windows: {len(windows)} from {windows[0].sr_low:.2f} to {windows[-1].sr_high:.2f} TeV; "
         f"selection efficiencies {', '.join(f'{e:g}' for e in config.stats.efficiencies)}; "
         f"background: {config.stats.n_params}-parameter dijet fits of each window's sidebands; "
-        f"look-elsewhere from {config.stats.n_pseudo} background-only pseudo-experiments.",
+        f"look-elsewhere from {config.stats.n_pseudo} background-only pseudo-experiments "
+        "(global Z from their count, or beyond it by Gross-Vitells upcrossings or the "
+        "Bonferroni bound, as named).",
         "",
         "| method | best window | efficiency | local Z | global Z | fit time [s] |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -141,6 +210,10 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
         global_z = _fmt(best.get("global_significance"))
         if best.get("global_is_limit"):
             global_z = f"> {global_z}"
+        elif best.get("global_significance_error"):
+            global_z += f" +- {best['global_significance_error']:.2f}"
+        if best.get("global_method"):
+            global_z += f" ({best['global_method']})"
         lines.append(
             f"| {label} | {best['window'] or 'n/a'} | {_fmt(best['efficiency'], 'g')} | "
             f"{_fmt(best['local_significance'])} | {global_z} | {m['detector_seconds']:.0f} |"
@@ -154,6 +227,7 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
         lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files[:1]]
         lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "scores" in f]
         lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "template" in f]
+        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "_limits" in f]
         best = methods[label]["best"]
         if best["window"] is not None:
             eff = best["efficiency"]
@@ -169,6 +243,8 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
                     f"{c['auc_allowed']:.4f} with the observed excess as signal): the reference "
                     "is mismodelled and the window's excesses would be artefacts."
                 )
+        lines += _limits_section(methods[label]["limits"])
+        lines += _bias_section(methods[label]["bias_test"])
         lines.append("")
         lines.append(
             "All spectra: "
@@ -189,6 +265,8 @@ def write_report(
             "best": _best(outcome, windows),
             "scan": outcome.scan.to_dict(),
             "look_elsewhere": outcome.lee,
+            "limits": outcome.limits,
+            "bias_test": outcome.bias,
             "truth": _truth(data, windows, outcome),
             "background_model": (
                 "sideband fit of the selected spectrum"

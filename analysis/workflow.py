@@ -27,10 +27,12 @@ from analysis.executor import configured_executor, limited_threads
 from analysis.regions import Window, sliding_windows
 from analysis.stats import (
     ScanConfig,
+    bias_test,
     fixed_width_edges,
     look_elsewhere,
     scan_spectra,
     select_spectra,
+    window_limits,
 )
 from analysis.store import ResultStore, data_fingerprint, write_json
 from anomaly import make_detector
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: template events kept per CATHODE window for the report's plots
 TEMPLATE_KEPT = 20_000
+#: pseudo-data sets per injection of a window's bias test (mean pull error ~0.045)
+BIAS_TOYS = 500
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,10 @@ class MethodOutcome:
     n_seen: list[int]
     #: per window, the closure of a reference-calibrated background (see `reference_closure`)
     closure: list[dict[str, Any]] | None
+    #: per window, CLs upper limits at the method's limit efficiency (`WindowLimit.to_dict`)
+    limits: list[dict[str, Any]] | None = None
+    #: per window, bias tests and F-test choice (`BiasResult.to_dict`) when stats.bias_test
+    bias: list[dict[str, Any]] | None = None
 
 
 #: how many standard errors of the AUC a reference may differ from the data by chance
@@ -420,6 +428,8 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
                 )
                 store.save_json(key, result.to_dict())
             lee = store.load_json(key)
+            scan = _without_cells(scan, lee.get("excluded_cells") or [], label)
+        limits, bias = _limits_and_bias(config, store, label, spectra, scan, scan_config, m)
         outcomes.append(
             MethodOutcome(
                 label,
@@ -431,6 +441,63 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
                 gathered.templates,
                 gathered.n_seen,
                 closure,
+                limits,
+                bias,
             )
         )
     return outcomes
+
+
+def _without_cells(scan: Any, cells: list, label: str) -> Any:
+    """The scan with the cells the look-elsewhere study found untrustworthy marked not valid."""
+    if not cells:
+        return scan
+    log.warning(
+        "%s: cells %s have heavy-tailed background-only local Z (sparse or sculpted "
+        "selections); they are left out",
+        label,
+        cells,
+    )
+    valid = scan.fit_valid.copy()
+    for w, e in cells:
+        valid[w, e] = False
+    return dataclasses.replace(scan, fit_valid=valid)
+
+
+def limit_efficiency(config: SearchConfig, scan: Any) -> float:
+    """stats.limit_efficiency, else the most significant cell's efficiency, else the tightest."""
+    if config.stats.limit_efficiency is not None:
+        return float(config.stats.limit_efficiency)
+    if np.isfinite(scan.max_significance):
+        return float(scan.efficiencies[scan.best[1]])
+    return float(np.min(scan.efficiencies))
+
+
+def _limits_and_bias(config, store, label, spectra, scan, scan_config, m):
+    """CLs limits per window (and bias tests with stats.bias_test), checkpointed in the store."""
+    efficiency = limit_efficiency(config, scan)
+    e = int(np.flatnonzero(np.isclose(scan.efficiencies, efficiency))[0])
+    key = f"limits/{label}"
+    if not store.has(key):
+        log.info("CLs limits for %s at efficiency %g", label, efficiency)
+        limits = window_limits(spectra, efficiency, scan_config, usable=scan.fit_valid[:, e])
+        store.save_json(key, [limit.to_dict() for limit in limits])
+    bias = None
+    if config.stats.bias_test:
+        key = f"bias/{label}"
+        if not store.has(key):
+            log.info("bias tests for %s at efficiency %g", label, efficiency)
+            rows = []
+            for w in range(spectra.windows.shape[0]):
+                rng = np.random.default_rng([config.seed, 12, m, w])
+                try:
+                    rows.append(
+                        bias_test(
+                            spectra, w, efficiency, scan_config, BIAS_TOYS, random_state=rng
+                        ).to_dict()
+                    )
+                except ValueError as err:
+                    rows.append({"window": w, "efficiency": efficiency, "error": str(err)})
+            store.save_json(key, rows)
+        bias = store.load_json(key)
+    return store.load_json(f"limits/{label}"), bias

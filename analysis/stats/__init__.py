@@ -1,5 +1,6 @@
 """Statistics of the bump hunt: background fits, pyhf models, inference, scans, look-elsewhere."""
 
+from analysis.stats.bias import BiasResult, InjectionPulls, bias_test
 from analysis.stats.dijet import (
     BatchFit,
     FitResult,
@@ -31,6 +32,7 @@ from analysis.stats.lee import (
     look_elsewhere,
     pseudo_scan,
 )
+from analysis.stats.limits import WindowLimit, window_limits
 from analysis.stats.models import (
     CalibratedFit,
     WindowModel,
@@ -62,11 +64,13 @@ __all__ = [
     "EFFICIENCIES",
     "BatchDiscovery",
     "BatchFit",
+    "BiasResult",
     "CalibratedFit",
     "DiscoveryResult",
     "FTestResult",
     "FitResult",
     "GlobalExtrapolation",
+    "InjectionPulls",
     "LookElsewhereResult",
     "NullModel",
     "ScanConfig",
@@ -75,9 +79,11 @@ __all__ = [
     "SelectedSpectra",
     "TemplateBackground",
     "UpperLimitResult",
+    "WindowLimit",
     "WindowModel",
     "background_only_model",
     "batch_discovery_significance",
+    "bias_test",
     "build_window_model",
     "cell_expectation",
     "dijet_bin_integrals",
@@ -105,4 +111,5 @@ __all__ = [
     "upper_limit",
     "window_bounds",
     "window_fit",
+    "window_limits",
 ]
