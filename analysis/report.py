@@ -92,7 +92,7 @@ def _plots(
                     f"{outcome.label}, {window.name}, efficiency {eff:g}, local Z = {z:.2f}",
                 )
             )
-    if outcome.limits:
+    if outcome.limits and any(limit["valid"] for limit in outcome.limits):
         paths.append(
             plot_limits(
                 folder / f"{outcome.label}_limits.png",

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.stats import ScanConfig, fixed_width_edges, select_spectra
 from analysis.stats.bias import bias_test
-from benchmarks.scan_lee import synthetic_events
+from benchmarks.scan_lee import SEARCH_CONFIG, synthetic_search
 from generative.fileio import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bias_ftest.json"
@@ -34,11 +33,8 @@ def main() -> None:
 
     load_start = os.getloadavg()
     start, cpu_start = time.perf_counter(), time.process_time()
-    edges = fixed_width_edges(2.6, 6.0, 0.1)
-    windows = [(round(c - 0.2, 2), round(c + 0.2, 2)) for c in 3.0 + 0.1 * np.arange(20)]
-    config = ScanConfig(efficiencies=(1.0, 0.1, 0.01, 0.002), n_params=4, resolution=0.1 / 3.5)
-    mjj, scores = synthetic_events(args.events, 0, args.seed)
-    spectra = select_spectra(mjj, scores, windows, edges, config.efficiencies)
+    config = SEARCH_CONFIG
+    spectra, windows = synthetic_search(args.events, 0, args.seed)
     seeds = np.random.SeedSequence(args.seed).spawn(2 * len(windows))
     results = [
         bias_test(spectra, w, eff, config, args.n_toys, random_state=np.random.default_rng(s))

@@ -20,13 +20,10 @@ from scipy import stats
 
 from analysis.executor import InProcessExecutor, ProcessPoolExecutor
 from analysis.stats import (
-    ScanConfig,
     extrapolate_global,
-    fixed_width_edges,
     look_elsewhere,
-    select_spectra,
 )
-from benchmarks.scan_lee import synthetic_events
+from benchmarks.scan_lee import SEARCH_CONFIG, synthetic_search
 from generative.fileio import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lee_validation.json"
@@ -75,11 +72,8 @@ def main() -> None:
 
     load_start = os.getloadavg()
     start = time.perf_counter()
-    edges = fixed_width_edges(2.6, 6.0, 0.1)
-    windows = [(round(c - 0.2, 2), round(c + 0.2, 2)) for c in 3.0 + 0.1 * np.arange(20)]
-    config = ScanConfig(efficiencies=(1.0, 0.1, 0.01, 0.002), n_params=4, resolution=0.1 / 3.5)
-    mjj, scores = synthetic_events(args.events, 0, args.seed)
-    spectra = select_spectra(mjj, scores, windows, edges, config.efficiencies)
+    config = SEARCH_CONFIG
+    spectra, windows = synthetic_search(args.events, 0, args.seed)
     executor = ProcessPoolExecutor(args.workers) if args.workers > 1 else InProcessExecutor()
     lee = look_elsewhere(spectra, config, args.n_pseudo, executor, random_state=args.seed)
     wall = time.perf_counter() - start
