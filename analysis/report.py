@@ -236,6 +236,16 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
         lines.append("")
         lines.append(f"Background model: {methods[label]['background_model']}.")
         for c in methods[label]["reference_closure"] or []:
+            tests = c.get("template_tests") or {}
+            if tests:
+                lines.append(
+                    f"- {c['window']}: template tests (two-sample AUC, data vs model; 0.5 = "
+                    "indistinguishable): "
+                    + "; ".join(
+                        f"{name} {t['auc']:.4f} +- {t['error']:.4f} ({t['z']:+.1f} sigma)"
+                        for name, t in tests.items()
+                    )
+                )
             if not c["passed"]:
                 lines.append(
                     f"- **{c['window']}: not used.** The classifier separates the data from the "

@@ -50,6 +50,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: unit entries holding a template-quality test (`anomaly.results.Reference.quality`)
+TEMPLATE_TEST, TEMPLATE_TEST_FIELDS = "template_test_", ("auc", "error", "n_a", "n_b", "z")
 #: template events kept per CATHODE window for the report's plots
 TEMPLATE_KEPT = 20_000
 #: pseudo-data sets per injection of a window's bias test (mean pull error ~0.045)
@@ -174,6 +176,8 @@ def _score_window(task: ScoreTask) -> str:
         # A subsample of the reference events, for the report's comparison plot.
         rng = np.random.default_rng(task.seed)
         arrays["template"] = reference.X[rng.permutation(len(reference.X))[:TEMPLATE_KEPT]]
+    for name, test in (reference.quality if reference is not None else {}).items():
+        arrays[f"{TEMPLATE_TEST}{name}"] = np.array([test[k] for k in TEMPLATE_TEST_FIELDS])
     seconds = time.perf_counter() - start
     ResultStore(task.store_root, task.fingerprint).save_arrays(
         task.key, seconds=np.array(seconds), **arrays
@@ -236,6 +240,7 @@ def reference_closure(
                 "auc_error": error,
                 "auc_allowed": allowed,
                 "passed": auc <= allowed,
+                "template_tests": gathered.template_tests[w],
             }
         )
     return out
@@ -321,6 +326,8 @@ class MethodScores:
     n_seen: list[int]
     #: per window (mjj, scores) of the method's own background reference, or None
     reference: tuple[list[np.ndarray], list[np.ndarray]] | None
+    #: per window, the reference's template-quality tests by name (see anomaly.template_quality)
+    template_tests: list[dict[str, dict[str, float]]]
 
 
 def _gather_scores(
@@ -328,9 +335,18 @@ def _gather_scores(
 ) -> MethodScores:
     matrix = np.empty((len(windows), mjj.size))
     seconds = 0.0
-    templates, n_seen, ref_mjj, ref_scores = {}, [], [], []
+    templates, n_seen, ref_mjj, ref_scores, tests = {}, [], [], [], []
     for w, window in enumerate(windows):
         unit = store.load_arrays(f"scores/{label}/window{w:02d}")
+        tests.append(
+            {
+                key.removeprefix(TEMPLATE_TEST): dict(
+                    zip(TEMPLATE_TEST_FIELDS, map(float, value), strict=True)
+                )
+                for key, value in unit.items()
+                if key.startswith(TEMPLATE_TEST)
+            }
+        )
         if "template" in unit:
             templates[w] = unit["template"]
         if "reference_scores" in unit:
@@ -350,7 +366,7 @@ def _gather_scores(
             sum(n_seen),
         )
     reference = (ref_mjj, ref_scores) if len(ref_mjj) == len(windows) else None
-    return MethodScores(matrix, seconds, templates, n_seen, reference)
+    return MethodScores(matrix, seconds, templates, n_seen, reference, tests)
 
 
 def run_search(config: SearchConfig, *, executor: Any = None) -> SearchResult:

@@ -9,6 +9,7 @@ background. Template events are fresh samples, never scored.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from sklearn.base import clone
 
 from anomaly.base import ReferenceDetector, WindowEvents, seed_int, sideband_events
 from anomaly.events import MIN_SIDEBAND_EVENTS
-from anomaly.results import ReferenceSample
+from anomaly.results import Reference, ReferenceSample
 from anomaly.template_quality import TwoSampleTest, two_sample_auc
 from generative.base import DensityModel, make_model
 from generative.training import TrainingConfig, merge_settings, split_indices
@@ -225,6 +226,11 @@ class CATHODE(ReferenceDetector):
         sample = self.reference_sample_
         tests = {"sideband": sample.sideband_test, "interpolation": sample.interpolation_test}
         return {name: test for name, test in tests.items() if test is not None}
+
+    def _external_reference(self, window: WindowEvents) -> Reference | None:
+        reference = super()._external_reference(window)
+        quality = {name: test.to_dict() for name, test in self.template_tests_.items()}
+        return dataclasses.replace(reference, quality=quality)
 
     def _two_sample(self, data: np.ndarray, model: np.ndarray, seed: np.random.SeedSequence):
         return two_sample_auc(

@@ -9,7 +9,7 @@ and their out-of-fold scores, which calibrate the background efficiency of a cut
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class Reference:
     mjj: np.ndarray | None
     #: score of every reference event by the fold model that did not train on it
     scores: np.ndarray
+    #: template-quality tests by name (CATHODE: 'sideband', 'interpolation'), plain numbers
+    #: (auc, error, n_a, n_b, z) of `anomaly.template_quality.TwoSampleTest.to_dict`
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def calibrates(self) -> bool:

@@ -41,7 +41,13 @@ def test_whole_search_writes_results_plots_and_report(tmp_path):
         assert method["truth"]["signal_in_sr"][0] > 0
     assert saved["methods"]["cwola"]["best"]["window"] is not None
     assert len(saved["methods"]["cathode"]["reference_closure"]) == 2
+    # every window carries its template's held-out sideband test, and the report shows it
+    for closure in saved["methods"]["cathode"]["reference_closure"]:
+        sideband = closure["template_tests"]["sideband"]
+        assert 0.0 <= sideband["auc"] <= 1.0
+        assert sideband["n_a"] == sideband["n_b"] > 0
     report = (out / "report.md").read_text()
+    assert "template tests (two-sample AUC" in report
     assert "| cathode |" in report
     assert "| cwola |" in report
     for plot in saved["plots"]["cathode"]:

@@ -64,6 +64,9 @@ def test_a_wrong_template_fails_the_sideband_test_and_a_fitted_one_passes(gaussi
     # the held-out share is the flow's validation fraction (0.2 by default)
     assert good.n_a == good.n_b == pytest.approx(0.2 * n_sb, rel=0.05)
     assert wrong.z > 8
+    # the result record carries the tests as plain numbers for the next stage
+    quality = _cathode(gaussian, ShiftedMAF(**FLOW)).result_.reference.quality
+    assert quality["sideband"] == wrong.to_dict()
     assert wrong.auc > good.auc + 0.1
     assert good.z < 5
 
