@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from analysis.stats.dijet import fit_dijet_batch, ftest_select
 from analysis.stats.inference import batch_discovery_significance
@@ -107,6 +108,12 @@ def bias_test(
     random_state: int | np.random.Generator | None = None,
 ) -> BiasResult:
     """F-test the window's observed sidebands, then fit pseudo-data with 0/2/5 sigma injected."""
+    # One BLAS thread: the same numbers in a fresh and in a resumed search.
+    with threadpool_limits(1):
+        return _bias_test(spectra, window, efficiency, config, n_toys, injections, random_state)
+
+
+def _bias_test(spectra, window, efficiency, config, n_toys, injections, random_state):
     config = ScanConfig() if config is None else config
     matches = np.flatnonzero(np.isclose(spectra.efficiencies, efficiency))
     if matches.size == 0:

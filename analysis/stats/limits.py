@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from analysis.stats.inference import upper_limit
 from analysis.stats.models import CalibratedFit, build_window_model
@@ -103,7 +104,10 @@ def window_limits(
         try:
             if not usable[w]:
                 raise ValueError("the window's background model failed the search's checks")
-            result = upper_limit(_model(spectra, w, e, config), level=level)
+            # One BLAS thread: pyhf's root finder (rtol 1e-3) lands 1e-8 apart with another
+            # summation order, and a resumed search must reproduce a fresh one exactly.
+            with threadpool_limits(1):
+                result = upper_limit(_model(spectra, w, e, config), level=level)
         except ValueError as err:
             out.append(
                 WindowLimit(w, low, high, efficiency, nan, (nan,) * 5, level, False, str(err))
