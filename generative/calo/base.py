@@ -133,6 +133,8 @@ class ShowerModel(Estimator, abc.ABC):
     file_format = "resonance-search/shower-model"
     kind = "shower model"
     _fitted: ClassVar[tuple[str, ...]] = ("geometry_", "preprocessing_", "models_")
+    #: the model's own training defaults, which a partial `training` mapping updates
+    TRAINING: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -278,7 +280,8 @@ class ShowerModel(Estimator, abc.ABC):
 
     def _training(self, override: Any = None) -> TrainingConfig:
         """The training of one network: `training`, with the fields `override` names changed."""
-        return TrainingConfig.coerce(override, defaults=TrainingConfig.coerce(self.training))
+        base = TrainingConfig.coerce(self.training, defaults=self.TRAINING)
+        return TrainingConfig.coerce(override, defaults=base)
 
     def _base_steps(self, seed: int) -> list:
         return [Dequantize(self.noise, int(seed)), RelativeToIncident(self.margin)]

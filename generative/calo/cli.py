@@ -1,9 +1,10 @@
-"""Command line of the shower surrogate: ``resonance-search calo train|generate|evaluate``.
+"""Command line of the shower surrogate: ``resonance-search calo <command>``.
 
-Each command mirrors the Python API (`make_shower_model(...).fit`, `ShowerModel.sample`,
-`evaluate_showers`), reads and writes the CaloChallenge HDF5 format, writes every result
-atomically and shows progress bars on stderr when it is a terminal. Exit code 1 means the inputs
-or the run failed (the message says why).
+Commands: train, generate, evaluate, amplification. Each mirrors the Python API
+(`make_shower_model(...).fit`, `ShowerModel.sample`, `evaluate_showers`, `amplification_study`),
+reads and writes the CaloChallenge HDF5 format, writes every result atomically and shows
+progress bars on stderr when it is a terminal. Exit code 1 means the inputs or the run failed
+(the message says why).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import numpy as np
 import typer
 from tqdm.auto import tqdm
 
+from generative.calo.amplification import amplification_study
 from generative.calo.evaluation import evaluate_showers, write_evaluation_plots
-from generative.calo.features import DEFAULT_THRESHOLD_MEV
+from generative.calo.features import DEFAULT_THRESHOLD_MEV, high_level_features
 from generative.calo.io import ShowerData, read_showers, write_showers
 from generative.calo.models import SHOWER_MODELS, ShowerModel, make_shower_model, resolve_geometry
+from generative.calo.plots import plot_amplification, save_figure
 from generative.fileio import write_atomic
 
 __all__ = ["DATASET_1_ENERGIES", "calo_app"]
@@ -65,7 +68,7 @@ def train(
     data: Path = typer.Argument(..., help="Training showers (CaloChallenge HDF5)."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write."),
     model: str = typer.Option(
-        "caloflow", "--model", "-m", help=f"Shower model: {', '.join(sorted(SHOWER_MODELS))}."
+        "calo_inn", "--model", "-m", help=f"Shower model: {', '.join(sorted(SHOWER_MODELS))}."
     ),
     geometry: str = GEOMETRY_OPT,
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs of every network."),
@@ -219,3 +222,92 @@ def evaluate(
         f"mean separation power {result.mean_separation_power:.4f}, FPD x1e3 "
         f"{1e3 * result.fpd.value:.3f}{auc} -> {path}"
     )
+
+
+#: observables of the amplification study by default (high-level features of dataset 1)
+AMPLIFICATION_OBSERVABLES = (
+    "E_tot_over_E_inc",
+    "E_layer_0",
+    "E_layer_1",
+    "E_layer_2",
+    "E_layer_3",
+    "E_layer_12",
+    "width_eta_layer_1",
+    "width_eta_layer_2",
+)
+
+
+@calo_app.command()
+def amplification(
+    model: Path = typer.Argument(..., help="Model file written by `calo train`."),
+    training: Path = typer.Option(..., "--training", help="The model's training showers (HDF5)."),
+    truth: Path = typer.Option(..., "--truth", help="Independent reference showers (HDF5)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for amplification.json."),
+    observables: list[str] = typer.Option(
+        list(AMPLIFICATION_OBSERVABLES), "--observable", help="High-level feature to study."
+    ),
+    n_generate: int = typer.Option(
+        100_000, "--n-generate", help="Showers to generate (at the truth's incident energies)."
+    ),
+    n_bins: int = typer.Option(20, "--bins", help="Quantile bins per observable."),
+    geometry: str = GEOMETRY_OPT,
+    threshold: float = typer.Option(
+        DEFAULT_THRESHOLD_MEV, "--threshold", help="Zero voxels below this energy (MeV) first."
+    ),
+    seed: int = SEED_OPT,
+    quiet: bool = QUIET_OPT,
+) -> None:
+    """How many training showers the generated showers are worth, per observable, with plots.
+
+    The quantile-chi2 study of arXiv:2008.06545 / arXiv:2202.07352: the truth-equivalent size of
+    the generated sample divided by the training size is its amplification.
+    """
+    try:
+        geo = resolve_geometry(geometry)
+        train = read_showers(training, geometry=geo)
+        ref = read_showers(truth, geometry=geo)
+        shower_model = ShowerModel.load(model)
+        shower_model.verbose = not quiet
+        rng = np.random.default_rng(seed)
+        energies = ref.energies[rng.integers(0, len(ref), n_generate)]
+        generated = ShowerData(
+            energies=energies, showers=shower_model.sample(energies, random_state=seed)
+        )
+        tables = {
+            name: high_level_features(data, geo, threshold=threshold)
+            for name, data in (("generated", generated), ("training", train), ("truth", ref))
+        }
+        unknown = [o for o in observables if o not in tables["truth"].columns]
+        if unknown:
+            raise ValueError(
+                f"unknown observable(s) {unknown}; choose from {list(tables['truth'].columns)}"
+            )
+        results, plots = {}, {}
+        for name in observables:
+            result = amplification_study(
+                *(tables[key][name].to_numpy() for key in ("generated", "training", "truth")),
+                n_bins=n_bins,
+                random_state=seed,
+            )
+            results[name] = {
+                "amplification": result.amplification,
+                "asymptotic_amplification": result.asymptotic_amplification,
+                "truth_equivalent_size": float(result.equivalent_sizes[-1]),
+                "training_equivalent_size": result.training_equivalent_size,
+                "training_size": result.training_size,
+                "n_generated": int(result.sizes.max()),
+            }
+            plots[name] = str(
+                save_figure(plot_amplification(result), output / "plots" / f"{name}.png")
+            )
+        summary = {"model": str(model), "metric": "chi2", "n_bins": n_bins, "plots": plots}
+        summary["observables"] = results
+        path = write_atomic(output / "amplification.json", json.dumps(summary, indent=2) + "\n")
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
+        _fail(err)
+    typer.echo(f"{'observable':<22} {'worth (showers)':>16} {'amplification':>14}")
+    for name, res in results.items():
+        typer.echo(
+            f"{name:<22} {res['truth_equivalent_size']:>16.0f} {res['amplification']:>14.2f}"
+        )
+    typer.echo(f"training showers: {len(train)}; generated: {n_generate} -> {path}")

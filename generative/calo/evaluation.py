@@ -27,6 +27,7 @@ from generative.calo.metrics import (
     ClassifierConfig,
     ClassifierTestResult,
     DistanceResult,
+    challenge_separation_powers,
     classifier_test,
     frechet_physics_distance,
     kernel_physics_distance,
@@ -49,8 +50,11 @@ Progress = Callable[[str], None]
 class ShowerEvaluation:
     """Metrics of generated against reference showers (see `evaluate_showers`).
 
-    FPD and KPD are on the high-level features scaled by their maxima (jetnet's convention); the
-    FPD batch sizes (`fpd_samples`) shrink to the smaller sample when it has fewer than 50,000
+    `separation_powers` bin every feature between the pooled quantiles (robust for any data);
+    `challenge_separation_powers` use the fixed binnings of the challenge's ``evaluate.py``
+    (comparable with published values). FPD and KPD are on the challenge's high-level inputs
+    (`high_level_inputs`, as its ``evaluate.py`` passes them to jetnet) scaled by their maxima;
+    the FPD batch sizes (`fpd_samples`) shrink to the smaller sample when it has fewer than 50,000
     events, so FPD values from small samples are biased upwards.
     """
 
@@ -58,6 +62,7 @@ class ShowerEvaluation:
     n_generated: int
     threshold_mev: float
     separation_powers: dict[str, float]
+    challenge_separation_powers: dict[str, float]
     classifier_low_level: ClassifierTestResult | None
     classifier_high_level: ClassifierTestResult | None
     fpd: DistanceResult
@@ -119,6 +124,7 @@ def evaluate_showers(
     gen_features = high_level_features(generated, geometry, threshold=threshold)
     step("separation powers")
     separation = separation_powers(ref_features, gen_features)
+    challenge = challenge_separation_powers(reference, generated, geometry, threshold=threshold)
     low = high = None
     if classifier:
         step("classifier test (low level)")
@@ -135,8 +141,8 @@ def evaluate_showers(
             config=classifier_config,
             random_state=random_state,
         )
-    ref_x = ref_features.to_numpy(np.float64)
-    gen_x = gen_features.to_numpy(np.float64)
+    ref_x = high_level_inputs(ref_features, reference.energies)
+    gen_x = high_level_inputs(gen_features, generated.energies)
     n = min(len(ref_x), len(gen_x))
     max_samples = min(50_000, n)
     min_samples = min(20_000, max(2, max_samples // 2))
@@ -156,6 +162,7 @@ def evaluate_showers(
         n_generated=len(generated),
         threshold_mev=float(threshold),
         separation_powers={str(k): float(v) for k, v in separation.items()},
+        challenge_separation_powers=challenge,
         classifier_low_level=low,
         classifier_high_level=high,
         fpd=fpd,

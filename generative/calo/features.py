@@ -1,11 +1,12 @@
 """High-level shower features as the CaloChallenge evaluation defines them.
 
 Per shower: the total energy over the incident energy and, per layer, the deposited energy; in
-layers with angular bins, the centre of energy in x ("eta") and y ("phi") and the widths (energy-
-weighted standard deviations) around it; and per layer the sparsity, the fraction of voxels without
-energy. Voxels below a readout threshold (1 MeV in the official dataset-1 evaluation) are zeroed
-first. An empty layer has centre and width 0, as in the challenge's code. The classifier test's
-input arrays (`low_level_inputs`, `high_level_inputs`) are built here too.
+layers with angular bins, the centre of energy in x ("eta") and y ("phi") and the widths
+(energy-weighted standard deviations) around it; per layer the sparsity, the fraction of voxels
+without energy, and the centre of energy in r (radial bin centres) with its width. Voxels below
+a readout threshold (1 MeV in the official dataset-1 evaluation) are zeroed first. An empty
+layer has centre and width 0, as in the challenge's code. The classifier test's input arrays
+(`low_level_inputs`, `high_level_inputs`) are built here too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "layer_energies",
     "layer_sparsity",
     "low_level_inputs",
+    "radial_centre_and_width",
 ]
 
 #: the official dataset-1 evaluation zeroes voxels below this energy (MeV) before any metric
@@ -88,6 +90,18 @@ def centres_and_widths(showers: np.ndarray, geometry: CaloGeometry, layer_id: in
     return LayerCentroid(cx, cy, wx, wy)
 
 
+def radial_centre_and_width(
+    showers: np.ndarray, geometry: CaloGeometry, layer_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Energy-weighted mean radius of one layer (radial bin centres, mm) and the width around it."""
+    showers = _check_showers(showers, geometry)
+    sl = geometry.layer_slices[layer_id]
+    energy, r = showers[:, sl], geometry.voxel_r[sl]
+    total = energy.sum(axis=1) + 1e-16
+    centre = energy @ r / total
+    return centre, np.sqrt(np.clip(energy @ (r * r) / total - centre**2, 0.0, None))
+
+
 def _check_showers(showers: np.ndarray, geometry: CaloGeometry) -> np.ndarray:
     showers = np.asarray(showers, dtype=np.float64)
     if showers.ndim != 2 or showers.shape[1] != geometry.n_voxels:
@@ -116,6 +130,10 @@ def _chunk_features(
     sparsity = layer_sparsity(showers, geometry)
     for i, lid in enumerate(geometry.layer_ids):
         cols[f"sparsity_layer_{lid}"] = sparsity[:, i]
+    radial = {lid: radial_centre_and_width(showers, geometry, lid) for lid in geometry.layer_ids}
+    for k, kind in enumerate(("EC_r", "width_r")):
+        for lid, values in radial.items():
+            cols[f"{kind}_layer_{lid}"] = values[k]
     return cols
 
 
@@ -126,7 +144,8 @@ def high_level_features(
 
     Columns: ``E_tot_over_E_inc``, ``E_tot`` (MeV), ``E_layer_<id>`` (MeV), ``EC_eta_layer_<id>``,
     ``EC_phi_layer_<id>``, ``width_eta_layer_<id>``, ``width_phi_layer_<id>`` (mm, layers with
-    angular bins) and ``sparsity_layer_<id>``, after zeroing voxels below `threshold` MeV.
+    angular bins), ``sparsity_layer_<id>``, ``EC_r_layer_<id>`` and ``width_r_layer_<id>`` (mm),
+    after zeroing voxels below `threshold` MeV.
     """
     if not isinstance(data, ShowerData):
         raise TypeError(f"data must be a ShowerData, got {type(data).__name__}")
@@ -154,24 +173,31 @@ def low_level_inputs(data: ShowerData, *, threshold: float = DEFAULT_THRESHOLD_M
 
 
 def high_level_inputs(features: pd.DataFrame, energies: np.ndarray) -> np.ndarray:
-    """The challenge's high-level inputs from a `high_level_features` table.
+    """The challenge's `cls-high` inputs from a `high_level_features` table, in its order.
 
-    [log10 E_inc, log10(E + 1e-8) of the layer and total energies, centres and widths / 100 mm,
-    sparsities]; E_tot/E_inc is left out since E_tot and E_inc are in.
+    [log10 E_inc, log10(E_layer + 1e-8), centres in eta and phi / 100, widths in eta and phi /
+    100, log10(E_tot + 1e-8), sparsities, radial centres / 100, radial widths / 100] (lengths
+    in mm), as ``prepare_high_data_for_classifier`` of the challenge's ``evaluate.py``.
     """
     energies = np.asarray(energies, dtype=np.float64).reshape(-1)
     if energies.shape[0] != len(features):
         raise ValueError(f"{energies.shape[0]} incident energies for {len(features)} feature rows")
-    transforms = (
-        (("E_tot", "E_layer_"), lambda x: np.log10(x + 1e-8)),
-        (("EC_", "width_"), lambda x: x / 100.0),
-        (("sparsity_",), lambda x: x),
+    blocks = (
+        ("E_layer_", lambda x: np.log10(x + 1e-8)),
+        ("EC_eta_", lambda x: x / 100.0),
+        ("EC_phi_", lambda x: x / 100.0),
+        ("width_eta_", lambda x: x / 100.0),
+        ("width_phi_", lambda x: x / 100.0),
+        ("E_tot", lambda x: np.log10(x + 1e-8)),
+        ("sparsity_", lambda x: x),
+        ("EC_r_", lambda x: x / 100.0),
+        ("width_r_", lambda x: x / 100.0),
     )
     cols = [np.log10(energies)]
-    for prefixes, transform in transforms:
-        for name in features.columns:
-            if name != "E_tot_over_E_inc" and str(name).startswith(prefixes):
-                cols.append(transform(features[name].to_numpy(np.float64)))
+    for prefix, transform in blocks:
+        names = [n for n in features.columns if n == prefix or str(n).startswith(prefix)]
+        names = [n for n in names if n != "E_tot_over_E_inc"]
+        cols += [transform(features[n].to_numpy(np.float64)) for n in names]
     if len(cols) == 1:
         raise KeyError("the features table has none of the high-level feature columns")
     return np.stack(cols, axis=1)
@@ -195,6 +221,8 @@ _PATTERNS: tuple[tuple[str, str, str, bool], ...] = (
     (r"width_eta_layer_(\d+)", r"width in $\eta$ (x), layer <id>", "mm", False),
     (r"width_phi_layer_(\d+)", r"width in $\phi$ (y), layer <id>", "mm", False),
     (r"sparsity_layer_(\d+)", r"sparsity (fraction of empty voxels), layer <id>", "", False),
+    (r"EC_r_layer_(\d+)", r"centre of energy in $r$, layer <id>", "mm", False),
+    (r"width_r_layer_(\d+)", r"width in $r$, layer <id>", "mm", False),
 )
 
 

@@ -157,8 +157,33 @@ def test_errors_are_reported_with_exit_code_1(files):
     assert "--params must be a JSON object" in result.output
 
 
+def test_amplification_prints_what_the_generated_showers_are_worth(files):
+    model_path, _ = _train(files, "flow_matching")
+    out = files["folder"] / "amplification"
+    result = _run(
+        "amplification", model_path, "--training", files["train"], "--truth", files["reference"],
+        "-o", out, "-g", files["xml"], "--observable", "E_tot_over_E_inc",
+        "--observable", "E_layer_0", "--n-generate", 400, "--bins", 5, "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "E_tot_over_E_inc" in result.output
+    assert "training showers: 300; generated: 400" in result.output
+    summary = json.loads((out / "amplification.json").read_text())
+    assert set(summary["observables"]) == {"E_tot_over_E_inc", "E_layer_0"}
+    for res in summary["observables"].values():
+        assert res["truth_equivalent_size"] > 0
+        assert res["amplification"] == pytest.approx(res["truth_equivalent_size"] / 300)
+    assert (out / "plots" / "E_layer_0.png").stat().st_size > 0
+    bad = _run(
+        "amplification", model_path, "--training", files["train"], "--truth", files["reference"],
+        "-o", out, "-g", files["xml"], "--observable", "nope", "-q",
+    )  # fmt: skip
+    assert bad.exit_code == 1
+    assert "unknown observable(s) ['nope']" in bad.output
+
+
 def test_commands_are_part_of_the_main_cli():
     result = runner.invoke(app, ["calo", "--help"])
     assert result.exit_code == 0
-    for command in ("train", "generate", "evaluate"):
+    for command in ("train", "generate", "evaluate", "amplification"):
         assert command in result.output

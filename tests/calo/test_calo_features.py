@@ -48,10 +48,25 @@ def test_columns_follow_the_geometry():
         "width_phi_layer_1",
         "sparsity_layer_0",
         "sparsity_layer_1",
+        "EC_r_layer_0",
+        "EC_r_layer_1",
+        "width_r_layer_0",
+        "width_r_layer_1",
     ]
     photons = load_dataset_geometry("1-photons")
     one = ShowerData(energies=np.ones(1), showers=np.ones((1, 368)))
-    assert high_level_features(one, photons).shape == (1, 2 + 5 + 4 * 2 + 5)
+    assert high_level_features(one, photons).shape == (1, 2 + 5 + 4 * 2 + 5 + 2 * 5)
+
+
+def test_radial_centres_and_widths_use_the_radial_bin_centres():
+    t = high_level_features(DATA, GEOMETRY, threshold=0.0)
+    for lid, sl in GEOMETRY.layer_slices.items():
+        energy, r = DATA.showers[:, sl], GEOMETRY.voxel_r[sl]
+        total = energy.sum(axis=1) + 1e-16
+        centre = energy @ r / total
+        width = np.sqrt(np.clip(energy @ r**2 / total - centre**2, 0, None))
+        np.testing.assert_allclose(t[f"EC_r_layer_{lid}"], centre)
+        np.testing.assert_allclose(t[f"width_r_layer_{lid}"], width)
 
 
 def test_features_match_hand_computation():

@@ -157,7 +157,8 @@ def test_classifier_inputs():
     high = high_level_inputs(features, data.energies)
     np.testing.assert_allclose(
         high,
-        [[2.0, np.log10(50), np.log10(50), -0.2, 0.5], [3.0, np.log10(30), -8.0, 0.1, 0.0]],
+        # the challenge's order: E_inc, layer energies, centres, E_tot, sparsities
+        [[2.0, np.log10(50), -0.2, np.log10(50), 0.5], [3.0, -8.0, 0.1, np.log10(30), 0.0]],
     )
     with pytest.raises(ValueError, match="3 incident energies for 2 feature rows"):
         high_level_inputs(features, np.ones(3))
