@@ -224,6 +224,51 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "evaluation": floor.to_dict(),
         }
     }
+
+    def write(complete: bool) -> Path:
+        """The JSON so far (after every stage, so an interrupted run keeps what it measured)."""
+        load_at_end = os.getloadavg()
+        report = {
+            "benchmark": "calo",
+            "data": {
+                "train": str(args.data / "photons_train.h5"),
+                "reference": str(args.data / "photons_eval.h5"),
+                "n_train": len(train),
+                "n_reference": len(reference),
+                "note": "GFlash-style parametrised photon showers, not Geant4: AUCs are not "
+                "directly comparable with the challenge's tables",
+            },
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "classifier": {
+                "kind": args.classifier,
+                "n_hidden_layers": config.n_hidden_layers,
+                "width": config.width,
+                "preprocessing": config.preprocessing,
+                "split": list(config.split),
+                "training": config.training.to_dict(),
+            },
+            "machine": {
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "cpu_count": os.cpu_count(),
+                # other processes on the machine slow every wall time; the load says how much
+                "load_average_start": list(load_at_start),
+                "load_average_end": list(load_at_end),
+                "load_average_1min_mean": float(np.mean(loads)) if loads else None,
+                "niceness": os.nice(0),
+            },
+            "goals": GOALS,
+            "anchors": ANCHORS,
+            "results": results,
+            "wall_seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu_started,
+        }
+        report["complete"] = complete
+        return write_atomic(args.output / "calo.json", json.dumps(report, indent=2) + "\n")
+
+    write(complete=False)
     for name in args.models:
         params: dict[str, Any] = {"random_state": args.seed, "verbose": sys.stderr.isatty()}
         params |= args.params
@@ -263,47 +308,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "evaluation_seconds": watch.record(),
             "evaluation": evaluation.to_dict(),
         }
-    load_at_end = os.getloadavg()
-    report = {
-        "benchmark": "calo",
-        "data": {
-            "train": str(args.data / "photons_train.h5"),
-            "reference": str(args.data / "photons_eval.h5"),
-            "n_train": len(train),
-            "n_reference": len(reference),
-            "note": "GFlash-style parametrised photon showers, not Geant4: AUCs are not directly "
-            "comparable with the challenge's tables",
-        },
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "classifier": {
-            "kind": args.classifier,
-            "n_hidden_layers": config.n_hidden_layers,
-            "width": config.width,
-            "preprocessing": config.preprocessing,
-            "split": list(config.split),
-            "training": config.training.to_dict(),
-        },
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            # other processes on the machine slow every wall time; the load says how much
-            "load_average_start": list(load_at_start),
-            "load_average_end": list(load_at_end),
-            "load_average_1min_mean": float(np.mean(loads)) if loads else None,
-            "niceness": os.nice(0),
-        },
-        "goals": GOALS,
-        "anchors": ANCHORS,
-        "results": results,
-        "wall_seconds": time.perf_counter() - started,
-        "cpu_seconds": time.process_time() - cpu_started,
-    }
-    path = write_atomic(args.output / "calo.json", json.dumps(report, indent=2) + "\n")
+        write(complete=False)
+    path = write(complete=True)
     log(f"wrote {path}")
-    return report
+    return json.loads(path.read_text())
 
 
 if __name__ == "__main__":
