@@ -261,6 +261,9 @@ class DensityModel(Estimator, abc.ABC):
         model.history_ = History(**meta["history"])
         module = model._build_module(model.n_features_in_, model.n_context_)
         module.load_state_dict(tensors["state_dict"])
+        if str(model.device).startswith("cuda") and not torch.cuda.is_available():
+            # a model trained on a GPU generates on a machine without one (on the CPU)
+            model.device = "cpu"
         model.module_ = module.to(model.device).eval()
         return model
 

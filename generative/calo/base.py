@@ -125,8 +125,9 @@ class ShowerModel(Estimator, abc.ABC):
     below it become 0), `threshold` (MeV, the readout threshold: generated voxels below it become
     0; "auto" learns the training showers' smallest non-zero voxel, None applies none), `alpha`
     of the logit, `margin` of the energy scale, `training` (a `TrainingConfig` or a mapping of
-    some of its fields, for every network), `random_state` and `verbose` (progress bars on
-    stderr when it is a terminal).
+    some of its fields, for every network), `random_state`, `device` of the networks ("cuda" to
+    train on a GPU; `to_device` moves a loaded model) and `verbose` (progress bars on stderr
+    when it is a terminal).
     """
 
     registry = SHOWER_MODELS
@@ -146,6 +147,7 @@ class ShowerModel(Estimator, abc.ABC):
         margin: float = 0.1,
         training: TrainingConfig | dict[str, Any] | None = None,
         random_state: int | None = None,
+        device: str = "cpu",
         verbose: bool = True,
     ) -> None:
         self.geometry = geometry
@@ -155,6 +157,7 @@ class ShowerModel(Estimator, abc.ABC):
         self.margin = margin
         self.training = training
         self.random_state = random_state
+        self.device = device
         self.verbose = verbose
 
     # -- what subclasses provide ---------------------------------------------------------------
@@ -245,7 +248,17 @@ class ShowerModel(Estimator, abc.ABC):
             key: DensityModel.from_bytes(value, source=f"{source} (network {key!r})")
             for key, value in tensors["models"].items()
         }
+        model.device = next(iter(model.models_.values())).device
         return model
+
+    def to_device(self, device: str) -> ShowerModel:
+        """Move the fitted networks to `device` (e.g. a GPU-trained model onto the CPU)."""
+        check_is_fitted(self, self._fitted)
+        self.device = device
+        for model in self.models_.values():
+            model.device = device
+            model.module_.to(device)
+        return self
 
     @classmethod
     def _encode_param(cls, value: Any) -> Any:

@@ -98,6 +98,7 @@ class CaloFlow(ShowerModel):
             context_preprocessing="standard",
             training=self._training((override or {}).get("training")),
             random_state=int(seed),
+            device=self.device,
             verbose=self.verbose,
         )
         return model.fit(x, context)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import typer
+import yaml
 from tqdm.auto import tqdm
 
 from generative.calo.amplification import amplification_study
@@ -26,6 +27,7 @@ from generative.calo.io import ShowerData, read_showers, write_showers
 from generative.calo.models import SHOWER_MODELS, ShowerModel, make_shower_model, resolve_geometry
 from generative.calo.plots import plot_amplification, save_figure
 from generative.fileio import write_atomic
+from generative.training import merge_settings
 
 __all__ = ["DATASET_1_ENERGIES", "calo_app"]
 
@@ -49,6 +51,22 @@ MAX_EVENTS_OPT = typer.Option(None, "--max-events", help="Use only the first N e
 def _fail(err: Exception) -> None:
     typer.echo(f"error: {err}", err=True)
     raise typer.Exit(1) from None
+
+
+def _from_config(config: Path | None, model: str) -> tuple[str, dict[str, Any]]:
+    """The model name and arguments of a YAML training config (or the given name and none)."""
+    if config is None:
+        return model, {}
+    try:
+        spec = yaml.safe_load(config.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{config} is not valid YAML: {err}") from None
+    if not isinstance(spec, dict) or set(spec) - {"model", "params"}:
+        raise ValueError(f"{config} must be a mapping with the keys 'model' and 'params'")
+    params = spec.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{config}: params must be a mapping of model arguments")
+    return str(spec.get("model", model)), params
 
 
 def _model_params(params: str | None) -> dict[str, Any]:
@@ -77,6 +95,9 @@ def train(
     params: str | None = typer.Option(
         None, "--params", help="Model arguments as JSON, e.g. '{\"noise\": 0.01}'."
     ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML with `model` and `params` (e.g. configs/calo_gpu.yaml)."
+    ),
     max_events: int | None = MAX_EVENTS_OPT,
     seed: int = SEED_OPT,
     quiet: bool = QUIET_OPT,
@@ -85,7 +106,8 @@ def train(
     try:
         geo = resolve_geometry(geometry)
         showers = read_showers(data, geometry=geo, max_events=max_events)
-        extra = _model_params(params)
+        model, extra = _from_config(config, model)
+        extra = merge_settings(extra, _model_params(params))
         training = dict(extra.pop("training", None) or {})
         for key, value in (
             ("epochs", epochs),

@@ -29,9 +29,9 @@ class CaloINN(ShowerModel):
     `flow` holds keyword arguments of `generative.CouplingFlow` overriding ``FLOW`` (a
     ``"training"`` entry changes only the training fields it names). The defaults are sized to
     train on the 60k showers of dataset 1 within an hour on one core (40 epochs of about 90
-    CPU seconds); trained on 16k showers for 4 epochs, spline couplings reached a validation NLL
-    370 nats lower than twelve affine couplings (at 2.5x their cost), so splines are the default. For longer
-    training on a GPU see configs/calo_gpu.yaml.
+    CPU seconds); trained on 16k showers for 4 epochs, spline couplings reached a validation
+    NLL 370 nats lower than twelve affine couplings (at 2.5x their cost), so splines are the
+    default. For longer training on a GPU see configs/calo_gpu.yaml.
     """
 
     name = "calo_inn"
@@ -66,6 +66,7 @@ class CaloINN(ShowerModel):
             context_preprocessing="standard",
             training=self._training((self.flow or {}).get("training")),
             random_state=int(seeds[1]),
+            device=self.device,
             verbose=self.verbose,
         )
         incident = data.energies.astype(np.float64)

@@ -67,6 +67,7 @@ class FlowMatchingShowers(ShowerModel):
             context_preprocessing="standard",
             training=self._training((self.flow or {}).get("training")),
             random_state=int(seeds[1]),
+            device=self.device,
             verbose=self.verbose,
         )
         return pre, {"flow": model.fit(x, np.log10(incident)[:, None])}

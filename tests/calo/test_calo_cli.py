@@ -1,15 +1,17 @@
 """`resonance-search calo train|generate|evaluate` on a tiny shower file."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from analysis.cli import app
 from generative.calo.cli import DATASET_1_ENERGIES, calo_app
 from generative.calo.io import ShowerData, read_showers, write_showers
-from generative.calo.models import ShowerModel
+from generative.calo.models import ShowerModel, make_shower_model
 from tests.calo.conftest import FAST_PARAMS, TINY_XML, tiny_showers
 
 runner = CliRunner()
@@ -180,6 +182,29 @@ def test_amplification_prints_what_the_generated_showers_are_worth(files):
     )  # fmt: skip
     assert bad.exit_code == 1
     assert "unknown observable(s) ['nope']" in bad.output
+
+
+def test_train_from_a_yaml_config(files):
+    config = files["folder"] / "train.yaml"
+    params = {**FAST_PARAMS["calo_inn"], "device": "cpu", "training": {"epochs": 1}}
+    config.write_text(yaml.safe_dump({"model": "calo_inn", "params": params}))
+    out = files["folder"] / "from-config.pt"
+    result = _run("train", files["train"], "-o", out, "-g", files["xml"], "--config", config, "-q")
+    assert result.exit_code == 0, result.output
+    loaded = ShowerModel.load(out)
+    assert loaded.name == "calo_inn"
+    assert loaded.models_["flow"].history_.epochs_run == 1
+    config.write_text("model: calo_inn\nsettings: {}\n")
+    bad = _run("train", files["train"], "-o", out, "-g", files["xml"], "--config", config)
+    assert bad.exit_code == 1
+    assert "keys 'model' and 'params'" in bad.output
+
+
+def test_the_shipped_gpu_config_builds_a_model():
+    spec = yaml.safe_load((Path(__file__).parents[2] / "configs" / "calo_gpu.yaml").read_text())
+    model = make_shower_model(spec["model"], **spec["params"])
+    assert model.device == "cuda"
+    assert model._training().epochs == spec["params"]["training"]["epochs"]
 
 
 def test_commands_are_part_of_the_main_cli():

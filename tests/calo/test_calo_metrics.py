@@ -235,3 +235,25 @@ def test_distance_input_checks():
         kernel_physics_distance(np.full((10, 2), np.nan), x)
     with pytest.raises(ValueError, match="batch_size"):
         kernel_physics_distance(x, x, batch_size=1)
+
+
+def test_challenge_separation_powers_use_fixed_bins_and_drop_outliers():
+    from generative.calo.geometry import load_dataset_geometry
+    from generative.calo.io import ShowerData
+    from generative.calo.metrics import challenge_separation_powers
+
+    geometry = load_dataset_geometry("1-photons")
+    rng = np.random.default_rng(0)
+    energies = np.repeat(2.0 ** np.arange(8, 23), 40)
+    showers = rng.gamma(1.0, 1.0, (len(energies), 368)) * energies[:, None] / 368
+    showers[showers < 2.0] = 0.0
+    data = ShowerData(energies=energies, showers=showers)
+    same = challenge_separation_powers(data, data, geometry)
+    finite = [v for v in same.values() if np.isfinite(v)]
+    assert len(finite) > 20
+    assert max(finite) == 0.0
+    # showers at 3x the energy: E_tot / E_inc lands outside [0.5, 1.5] and is not counted
+    hot = ShowerData(energies=energies, showers=3.0 * showers)
+    apart = challenge_separation_powers(data, hot, geometry)
+    assert apart["E_layer_1"] > 0.1
+    assert {"voxel_energy", "E_tot_over_E_inc_at_256_MeV", "width_phi_layer_2"} <= set(apart)

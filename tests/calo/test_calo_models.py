@@ -40,6 +40,14 @@ def test_generates_showers_of_the_right_shape_with_non_negative_energies(fitted_
     assert np.all(showers.sum(axis=1) > 0)
 
 
+def test_no_shower_deposits_more_than_the_training_energy_scale(fitted_model):
+    """Energy conservation: E_tot / E_inc stays below the fitted cap (1 + margin) x max seen."""
+    energies = np.repeat(2.0 ** np.array([8, 10, 12]), 50)
+    showers = fitted_model.sample(energies, random_state=2)
+    relative = next(s for s in fitted_model.preprocessing_.steps if hasattr(s, "scale_"))
+    assert np.all(showers.sum(axis=1) <= energies * float(relative.scale_) * (1 + 1e-9))
+
+
 def test_energy_scale_follows_the_incident_energy(fitted_model):
     energies = np.repeat(2.0 ** np.array([8, 12]), 100)
     totals = fitted_model.sample(energies, random_state=1).sum(axis=1)
