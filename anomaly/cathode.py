@@ -20,7 +20,12 @@ from sklearn.base import clone
 from anomaly.base import ReferenceDetector, WindowEvents, seed_int, sideband_events
 from anomaly.events import MIN_SIDEBAND_EVENTS
 from anomaly.results import Reference, ReferenceSample
-from anomaly.template_quality import TwoSampleTest, two_sample_auc
+from anomaly.template_quality import (
+    EfficiencyClosure,
+    TwoSampleTest,
+    efficiency_closure,
+    two_sample_auc,
+)
 from generative.base import DensityModel, make_model
 from generative.training import TrainingConfig, merge_settings, split_indices
 
@@ -139,6 +144,10 @@ class Template(ReferenceSample):
     sideband_test: TwoSampleTest | None = None
     #: a model fitted on the outer sidebands against the inner-sideband data next to the SR
     interpolation_test: TwoSampleTest | None = None
+    #: the held-out sideband events and the model's samples at their masses (sideband test)
+    sideband_data: np.ndarray | None = None
+    sideband_model: np.ndarray | None = None
+    sideband_mjj: np.ndarray | None = None
 
 
 def _validation_fraction(model: DensityModel) -> float:
@@ -176,7 +185,10 @@ class CATHODE(ReferenceDetector):
     the sideband test. Template events that are non-finite or outside the per-feature range of
     the sideband data are redrawn at their masses and counted in `n_invalid_template_`. The
     template is `reference_sample_` (a `Template`; its events `reference_`, its masses
-    `reference_mjj_`, its tests `template_tests_`), the fitted sideband model `density_model_`.
+    `reference_mjj_`, its tests `template_tests_`), the fitted sideband model `density_model_`;
+    `sideband_efficiency_` (an `EfficiencyClosure`) compares the pass fractions of the held-out
+    sideband data and of the model's samples there at the cuts keeping 10%, 1% and 0.2% of the
+    SR template: the template's mismodelling where no signal is expected.
     """
 
     def __init__(
@@ -227,6 +239,25 @@ class CATHODE(ReferenceDetector):
         tests = {"sideband": sample.sideband_test, "interpolation": sample.interpolation_test}
         return {name: test for name, test in tests.items() if test is not None}
 
+    def fit(self, X: Any, mjj: Any, in_sr: Any, **extras: Any) -> CATHODE:
+        """Fit as every detector, then measure the efficiency closure `sideband_efficiency_`."""
+        super().fit(X, mjj, in_sr, **extras)
+        self.sideband_efficiency_ = self._sideband_efficiency()
+        return self
+
+    def _sideband_efficiency(self) -> EfficiencyClosure | None:
+        # The template's mismodelling where no signal is expected: the held-out sideband data
+        # and the model's samples at their masses, through the cuts of the SR template. No
+        # fold classifier trained on either (they learn SR data against SR template only).
+        sample = self.reference_sample_
+        if sample.sideband_data is None:
+            return None
+        return efficiency_closure(
+            self.result_.reference.scores,
+            self._average(sample.sideband_data, sample.sideband_mjj),
+            self._average(sample.sideband_model, sample.sideband_mjj),
+        )
+
     def _external_reference(self, window: WindowEvents) -> Reference | None:
         reference = super()._external_reference(window)
         quality = {name: test.to_dict() for name, test in self.template_tests_.items()}
@@ -266,14 +297,17 @@ class CATHODE(ReferenceDetector):
         n = round(self.oversampling * window.in_sr.sum())
         masses = sample_mjj(window.mjj_sr, n, rng, self.mjj_bandwidth)
         X, invalid = sample_valid(model, masses, low, high, rng)
-        sideband = None
+        sideband = closure = None
         if self.sideband_test and len(held):
             closure, _ = sample_valid(model, mjj_sb[held], low, high, rng)
             sideband = self._two_sample(X_sb[held], closure, test_seed)
         interpolation = None
         if self.interpolation_test:
             interpolation = self._interpolation(window, low, high, interp_seed)
-        return Template(X, masses, model, invalid, sideband, interpolation)
+        held_data, held_mjj = (X_sb[held], mjj_sb[held]) if closure is not None else (None, None)
+        return Template(
+            X, masses, model, invalid, sideband, interpolation, held_data, closure, held_mjj
+        )
 
     def _interpolation(
         self, window: WindowEvents, low: np.ndarray, high: np.ndarray, seed: np.random.SeedSequence

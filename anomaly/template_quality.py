@@ -18,7 +18,13 @@ from sklearn.metrics import roc_auc_score
 from anomaly.classifiers import make_classifier
 from anomaly.kfold import fold_assignment
 
-__all__ = ["TwoSampleTest", "auc_null_error", "two_sample_auc"]
+__all__ = [
+    "EfficiencyClosure",
+    "TwoSampleTest",
+    "auc_null_error",
+    "efficiency_closure",
+    "two_sample_auc",
+]
 
 
 def auc_null_error(n_a: int, n_b: int) -> float:
@@ -81,3 +87,60 @@ def two_sample_auc(
         scores[test] = model.predict_proba(X[test])[:, 1]
     auc = float(roc_auc_score(y, scores))
     return TwoSampleTest(auc, auc_null_error(len(a), len(b)), len(a), len(b))
+
+
+@dataclass(frozen=True)
+class EfficiencyClosure:
+    """Cut efficiencies of data and template where no signal is expected, per target efficiency.
+
+    Each cut is the score threshold that keeps `efficiency` of the signal-region template; the
+    ratio data/template of the fractions passing it on held-out sideband events (both at the
+    same masses) measures how far the template's efficiency, which calibrates the background in
+    the signal region, is off. `ratio_error` is the binomial error of that ratio.
+    """
+
+    efficiencies: tuple[float, ...]
+    thresholds: tuple[float, ...]
+    data_efficiency: tuple[float, ...]
+    template_efficiency: tuple[float, ...]
+    ratio: tuple[float, ...]
+    ratio_error: tuple[float, ...]
+    n_data: int
+    n_template: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-number form for JSON."""
+        return asdict(self)
+
+
+def efficiency_closure(
+    reference_scores: np.ndarray,
+    data_scores: np.ndarray,
+    template_scores: np.ndarray,
+    efficiencies: tuple[float, ...] = (0.1, 0.01, 0.002),
+) -> EfficiencyClosure:
+    """Pass fractions of held-out data and template at the cuts keeping `efficiencies` of the
+    signal-region template (`reference_scores`), their ratio and its binomial error."""
+    if not len(data_scores) or not len(template_scores):
+        raise ValueError("the efficiency closure needs held-out data and template events")
+    thresholds = [float(np.quantile(reference_scores, 1.0 - e)) for e in efficiencies]
+    n_d, n_t = len(data_scores), len(template_scores)
+    eff_d = [float(np.mean(data_scores > t)) for t in thresholds]
+    eff_t = [float(np.mean(template_scores > t)) for t in thresholds]
+    ratio, error = [], []
+    for d, t in zip(eff_d, eff_t, strict=True):
+        r = d / t if t > 0 else float("nan")
+        # relative binomial errors of both fractions, added in quadrature
+        rel = np.sqrt((1 - d) / max(d * n_d, 1) + (1 - t) / max(t * n_t, 1))
+        ratio.append(r)
+        error.append(float(r * rel) if t > 0 else float("nan"))
+    return EfficiencyClosure(
+        tuple(efficiencies),
+        tuple(thresholds),
+        tuple(eff_d),
+        tuple(eff_t),
+        tuple(ratio),
+        tuple(error),
+        n_d,
+        n_t,
+    )

@@ -6,6 +6,8 @@ events, SR 3.3-3.7 TeV, sidebands the rest or `--sb-width` TeV either side) and 
 - the closure AUC: its own out-of-fold classifier, SR data against template (the workflow's
   closure test; the true SR background against the data is the control, `--control`);
 - the sideband test: held-out (validation) sideband data against samples at their masses;
+- the efficiency closure: pass fractions of those held-out sideband data and samples at the
+  cuts keeping 10%, 1%, 0.2% of the SR template, and their ratio;
 - the interpolation test (`--interpolation`): a model fitted on the outer sidebands against the
   inner-sideband data next to the SR;
 - max SIC on the labelled test set (floor `--min-background` test-background events);
@@ -109,6 +111,9 @@ def run_variant(name: str, args: argparse.Namespace, d: dict[str, Any], seed: in
         "density_params": params,
         "closure": closure_auc(result.scores[d["in_sr"]], result.reference.scores),
         "template_tests": {k: t.to_dict() for k, t in det.template_tests_.items()},
+        "sideband_efficiency": (
+            None if det.sideband_efficiency_ is None else det.sideband_efficiency_.to_dict()
+        ),
         "max_sic": metrics.max_sic,
         "auc_test": metrics.auc,
         "density_fit_seconds": history.seconds,

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from anomaly import CATHODE
-from anomaly.template_quality import TwoSampleTest, auc_null_error, two_sample_auc
+from anomaly.template_quality import (
+    TwoSampleTest,
+    auc_null_error,
+    efficiency_closure,
+    two_sample_auc,
+)
 from generative.flows import MAF
 from tests.anomaly.conftest import TINY_FLOW
 
@@ -94,3 +99,28 @@ def test_template_keeps_its_masses_when_draws_are_redrawn(gaussian):
     # the KDE of the SR masses: same mean within a few standard errors
     error = sr_mjj.std() / np.sqrt(n_sr)
     assert abs(det.reference_mjj_.mean() - sr_mjj.mean()) < 4 * error
+
+
+def test_efficiency_closure_is_one_for_one_distribution_and_off_for_a_wrong_template():
+    """Same distribution: data/template efficiency ratios within 4 errors of 1; shifted: far off."""
+    rng = np.random.default_rng(2)
+    reference, data, template = (rng.normal(size=n) for n in (50_000, 40_000, 40_000))
+    same = efficiency_closure(reference, data, template, efficiencies=(0.1, 0.01))
+    assert same.thresholds == pytest.approx([1.2816, 2.3263], abs=0.05)
+    for ratio, error in zip(same.ratio, same.ratio_error, strict=True):
+        assert abs(ratio - 1) < 4 * error
+    wrong = efficiency_closure(reference, data + 0.3, template, efficiencies=(0.1, 0.01))
+    assert all(r - 1 > 4 * e for r, e in zip(wrong.ratio, wrong.ratio_error, strict=True))
+    with pytest.raises(ValueError, match="needs held-out data and template"):
+        efficiency_closure(reference, data[:0], template)
+
+
+def test_cathode_measures_its_sideband_efficiency(gaussian):
+    """The fitted detector reports the efficiency closure on its held-out sidebands."""
+    det = _cathode(gaussian, MAF(**FLOW))
+    closure = det.sideband_efficiency_
+    n_held = det.template_tests_["sideband"].n_a
+    assert closure.n_data == closure.n_template == n_held
+    assert closure.efficiencies == (0.1, 0.01, 0.002)
+    assert np.isfinite(closure.ratio[0])
+    assert _cathode(gaussian, MAF(**FLOW), sideband_test=False).sideband_efficiency_ is None
