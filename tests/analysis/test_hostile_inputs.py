@@ -164,6 +164,12 @@ CASES = [
         r"c\.yaml: line 3 column 1: not valid YAML: key 'seed' given twice \(lines 1 and 3\)",
     ),
     Case(
+        "python object tag",
+        lambda t: _yaml(t / "c.yaml", 'seed: !!python/object/apply:os.system ["touch owned"]\n'),
+        2,
+        r"c\.yaml: line 1 column 7: not valid YAML: could not determine a constructor",
+    ),
+    Case(
         "not a mapping",
         lambda t: _yaml(t / "c.yaml", "- 1\n- 2\n"),
         2,
