@@ -68,12 +68,28 @@ def main(
     """Model-agnostic resonance searches: generative backgrounds, anomaly scores, bump hunts."""
     # Default: warnings only. -v: this package's stages and units; -vv: everything, libraries too.
     root = logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.WARNING
-    logging.basicConfig(
-        level=root, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True
-    )
+    logger = logging.getLogger()
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(root)
     ours = root if quiet or verbose != 1 else logging.INFO
     for package in PACKAGES:
         logging.getLogger(package).setLevel(ours)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Log lines to whatever sys.stderr is when they are written (test runners swap it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def _config(path: Path | None, output: Path | None) -> SearchConfig:
