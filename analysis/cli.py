@@ -161,6 +161,13 @@ def config_command(
     """Write a documented example configuration, or check one."""
     if check is not None:
         cfg = _config(check, None)
+        named = [(f"data.paths.{i}", p) for i, p in enumerate(cfg.data.paths)]
+        named += [("data.signal_path", cfg.data.signal_path)] if cfg.data.signal_path else []
+        missing = [
+            f"{check}: {key}: {path} does not exist" for key, path in named if not path.exists()
+        ]
+        if missing:
+            _exit(2, "\n".join(missing))
         typer.echo(f"{check}: valid (fingerprint {cfg.fingerprint()})")
         return
     if not example:

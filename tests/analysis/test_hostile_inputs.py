@@ -253,6 +253,12 @@ CASES = [
         2,
         r"mine\.yaml exists; pass --force to overwrite it",
     ),
+    Case(
+        "check names a missing data file",
+        lambda t: ["config", "--check", _config(t, _lhco_search(t, [t / "gone.h5"]))[1]],
+        2,
+        r"search\.yaml: data\.paths\.0: .*gone\.h5 does not exist",
+    ),
     # --- data files (exit 1) ---
     Case(
         "CSV renamed .h5",
