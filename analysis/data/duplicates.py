@@ -22,7 +22,14 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["NEAR_RTOL", "DuplicateEventsError", "Duplicates", "find_duplicates", "read_files"]
+__all__ = [
+    "NEAR_RTOL",
+    "DuplicateEventsError",
+    "Duplicates",
+    "describe",
+    "find_duplicates",
+    "read_files",
+]
 
 log = logging.getLogger(__name__)
 
