@@ -46,6 +46,11 @@ def _yaml(path: Path, text: str) -> list[str]:
     return ["run", str(path)]
 
 
+def _yaml_case(name: str, text: str, message: str) -> Case:
+    """A configuration file with this text, refused with exit 2."""
+    return Case(name, lambda t: _yaml(t / "c.yaml", text), 2, message)
+
+
 def _config(tmp_path: Path, raw: dict) -> list[str]:
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -136,16 +141,12 @@ CASES = [
     Case(
         "missing config", lambda t: ["run", str(t / "nope.yaml")], 2, r"nope\.yaml does not exist"
     ),
-    Case(
-        "unclosed brace",
-        lambda t: _yaml(t / "c.yaml", "data: {source: toy\n"),
-        2,
-        r"c\.yaml: line \d+ column \d+: not valid YAML",
+    _yaml_case(
+        "unclosed brace", "data: {source: toy\n", r"c\.yaml: line \d+ column \d+: not valid YAML"
     ),
-    Case(
+    _yaml_case(
         "tab indentation",
-        lambda t: _yaml(t / "c.yaml", "data:\n\tsource: toy\n"),
-        2,
+        "data:\n\tsource: toy\n",
         r"c\.yaml: line 2 column 1: not valid YAML: found character '\\t'",
     ),
     Case(
@@ -157,22 +158,19 @@ CASES = [
         2,
         r"c\.yaml: not a text \(UTF-8\) file",
     ),
-    Case(
+    _yaml_case(
         "duplicate key",
-        lambda t: _yaml(t / "c.yaml", "seed: 1\nstats: {n_pseudo: 5}\nseed: 2\n"),
-        2,
+        "seed: 1\nstats: {n_pseudo: 5}\nseed: 2\n",
         r"c\.yaml: line 3 column 1: not valid YAML: key 'seed' given twice \(lines 1 and 3\)",
     ),
-    Case(
+    _yaml_case(
         "python object tag",
-        lambda t: _yaml(t / "c.yaml", 'seed: !!python/object/apply:os.system ["touch owned"]\n'),
-        2,
+        'seed: !!python/object/apply:os.system ["touch owned"]\n',
         r"c\.yaml: line 1 column 7: not valid YAML: could not determine a constructor",
     ),
-    Case(
+    _yaml_case(
         "not a mapping",
-        lambda t: _yaml(t / "c.yaml", "- 1\n- 2\n"),
-        2,
+        "- 1\n- 2\n",
         r"c\.yaml: a configuration must be a mapping of keys, got list",
     ),
     Case(
@@ -193,10 +191,9 @@ CASES = [
         2,
         r"seed: Input should be a valid integer \(got 1\.5\)",
     ),
-    Case(
+    _yaml_case(
         "infinite resolution",
-        lambda t: _yaml(t / "c.yaml", "stats: {resolution: .inf}\n"),
-        2,
+        "stats: {resolution: .inf}\n",
         r"stats\.resolution: Input should be a finite number",
     ),
     Case(
