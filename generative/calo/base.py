@@ -296,6 +296,25 @@ class ShowerModel(Estimator, abc.ABC):
         base = TrainingConfig.coerce(self.training, defaults=self.TRAINING)
         return TrainingConfig.coerce(override, defaults=base)
 
+    def _network(
+        self,
+        model_cls: type[DensityModel],
+        defaults: dict[str, Any],
+        override: dict[str, Any] | None,
+        seed: int,
+    ) -> DensityModel:
+        """An unfitted network of this model: `defaults` updated by `override` (its "training"
+        entry changing only the fields it names), standardised inputs, seeded, on `device`."""
+        return model_cls(
+            **flow_params(defaults, override),
+            preprocessing="standard",
+            context_preprocessing="standard",
+            training=self._training((override or {}).get("training")),
+            random_state=int(seed),
+            device=self.device,
+            verbose=self.verbose,
+        )
+
     def _base_steps(self, seed: int) -> list:
         return [Dequantize(self.noise, int(seed)), RelativeToIncident(self.margin)]
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from generative.base import DensityModel
-from generative.calo.base import ShowerModel, check_incident_energies, flow_params
+from generative.calo.base import ShowerModel, check_incident_energies
 from generative.calo.io import ShowerData
 from generative.calo.preprocessing import RelativeToIncident, ShowerPipeline
 from generative.flows import MAF
@@ -92,16 +92,7 @@ class CaloFlow(ShowerModel):
         context: np.ndarray,
         seed: int,
     ) -> MAF:
-        model = MAF(
-            **flow_params(defaults, override),
-            preprocessing="standard",
-            context_preprocessing="standard",
-            training=self._training((override or {}).get("training")),
-            random_state=int(seed),
-            device=self.device,
-            verbose=self.verbose,
-        )
-        return model.fit(x, context)
+        return self._network(MAF, defaults, override, seed).fit(x, context)
 
     def _shape_context(self, incident: np.ndarray, log_e: np.ndarray) -> np.ndarray:
         # generated layer energies below anything seen in training would be extrapolation

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from generative.base import DensityModel
-from generative.calo.base import ShowerModel, flow_params
+from generative.calo.base import ShowerModel
 from generative.calo.io import ShowerData
 from generative.calo.preprocessing import ShowerPipeline
 from generative.coupling import CouplingFlow
@@ -60,15 +60,7 @@ class CaloINN(ShowerModel):
         self, data: ShowerData, seeds: np.ndarray
     ) -> tuple[ShowerPipeline, dict[str, DensityModel]]:
         pre, x = self._joint_features(data, seeds[0])
-        model = CouplingFlow(
-            **flow_params(self.FLOW, self.flow),
-            preprocessing="standard",
-            context_preprocessing="standard",
-            training=self._training((self.flow or {}).get("training")),
-            random_state=int(seeds[1]),
-            device=self.device,
-            verbose=self.verbose,
-        )
+        model = self._network(CouplingFlow, self.FLOW, self.flow, seeds[1])
         incident = data.energies.astype(np.float64)
         return pre, {"flow": model.fit(x, np.log10(incident)[:, None])}
 

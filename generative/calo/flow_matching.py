@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from generative.base import DensityModel
-from generative.calo.base import ShowerModel, flow_params
+from generative.calo.base import ShowerModel
 from generative.calo.io import ShowerData
 from generative.calo.preprocessing import LogitAlpha, ShowerPipeline
 from generative.flow_matching import FlowMatching
@@ -61,15 +61,7 @@ class FlowMatchingShowers(ShowerModel):
             raise ValueError(
                 f"representation must be 'layers' or 'voxels', got {self.representation!r}"
             )
-        model = FlowMatching(
-            **flow_params(self.FLOW, self.flow),
-            preprocessing="standard",
-            context_preprocessing="standard",
-            training=self._training((self.flow or {}).get("training")),
-            random_state=int(seeds[1]),
-            device=self.device,
-            verbose=self.verbose,
-        )
+        model = self._network(FlowMatching, self.FLOW, self.flow, seeds[1])
         return pre, {"flow": model.fit(x, np.log10(incident)[:, None])}
 
     def _sample_batch(self, incident: np.ndarray, seed: int) -> np.ndarray:
