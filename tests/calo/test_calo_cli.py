@@ -109,6 +109,7 @@ def test_evaluate_writes_metrics_and_plots(files, generated):
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_reference"] == metrics["n_generated"] == 200
+    assert metrics["classifier_network"] == "fast"
     assert 0.0 <= metrics["classifier_low_level"]["auc"] <= 1.0
     assert 0.0 <= metrics["classifier_high_level"]["auc"] <= 1.0
     assert set(metrics["separation_powers"]) >= {"E_tot_over_E_inc", "E_layer_0"}
@@ -154,6 +155,12 @@ def test_errors_are_reported_with_exit_code_1(files):
     result = _run("generate", "m.pt", "-o", "x.h5")
     assert result.exit_code == 1
     assert "exactly one of --energies-from and --n-per-energy" in result.output
+    result = _run(
+        "evaluate", files["reference"], files["train"], "-o", files["folder"] / "e",
+        "-g", files["xml"], "--classifier-network", "big",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "--classifier-network must be 'challenge' or 'fast'" in result.output
     result = _run("train", files["train"], "-o", "x.pt", "-g", files["xml"], "--params", "[1]")
     assert result.exit_code == 1
     assert "--params must be a JSON object" in result.output
