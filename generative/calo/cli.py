@@ -150,11 +150,19 @@ def generate(
     batch_size: int = typer.Option(
         10_000, "--batch-size", help="Showers per generation batch (bounds the memory)."
     ),
+    dtype: str = typer.Option(
+        "float32",
+        "--dtype",
+        help="float32 (as ../shared/data/calo) or float64 (for the challenge's classifier "
+        "against a float32 reference).",
+    ),
     seed: int = SEED_OPT,
     quiet: bool = QUIET_OPT,
 ) -> None:
     """Generate showers with a trained model and write them in the CaloChallenge format."""
     try:
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"--dtype must be float32 or float64, got {dtype!r}")
         if (energies_from is None) == (n_per_energy is None):
             raise ValueError("give exactly one of --energies-from and --n-per-energy")
         if energies_from is not None:
@@ -168,7 +176,9 @@ def generate(
         start = time.perf_counter()
         showers = shower_model.sample(energies, batch_size=batch_size, random_state=seed)
         seconds = time.perf_counter() - start
-        write_showers(output, ShowerData(energies=energies, showers=showers))
+        write_showers(
+            output, ShowerData(energies=energies, showers=showers), dtype=np.dtype(dtype).type
+        )
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
         _fail(err)
     per_shower = 1e3 * seconds / max(len(energies), 1)

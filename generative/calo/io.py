@@ -124,19 +124,28 @@ def read_showers(
     return data
 
 
-def write_showers(path: str | Path, data: ShowerData, *, compression_level: int = 4) -> Path:
-    """Write `data` in the challenge format (float32, gzip), atomically; return the path.
+def write_showers(
+    path: str | Path,
+    data: ShowerData,
+    *,
+    compression_level: int = 4,
+    dtype: type[np.floating] = np.float32,
+) -> Path:
+    """Write `data` in the challenge format (gzip), atomically; return the path.
 
-    Incident energies must be exactly representable in float32 to survive (the challenge's
-    2^8 .. 2^22 MeV are); showers lose precision beyond float32's 7 digits only.
+    `dtype` float32 (the default) matches the files of ../shared/data/calo; incident energies
+    survive exactly (the challenge's 2^8 .. 2^22 MeV are float32 numbers) and showers keep 7
+    digits. The challenge's ``evaluate.py`` classifier modes run in float64 and fail when both
+    files it compares are float32: against a float32 reference, write float64.
     """
+    if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if not isinstance(data, ShowerData):
         raise TypeError(f"data must be a ShowerData, got {type(data).__name__}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         # HDF5 cannot compress an empty dataset
         opts = {"compression": "gzip", "compression_opts": compression_level} if len(data) else {}
-        # float32, as the challenge's files (its evaluation reads them as they are)
-        energies = data.energies.reshape(-1, 1).astype(np.float32)
+        energies = data.energies.reshape(-1, 1).astype(dtype)
         f.create_dataset(ENERGY_KEY, data=energies, **opts)
-        f.create_dataset(SHOWER_KEY, data=data.showers.astype(np.float32), **opts)
+        f.create_dataset(SHOWER_KEY, data=data.showers.astype(dtype), **opts)
     return Path(path)

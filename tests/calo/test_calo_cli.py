@@ -72,7 +72,7 @@ def test_generate_writes_one_shower_per_incident_energy(files, generated):
     ref = read_showers(files["reference"])
     np.testing.assert_array_equal(gen.energies, ref.energies)
     assert gen.showers.shape == (200, 8)
-    assert gen.showers.dtype == np.float32  # as the challenge's files
+    assert gen.showers.dtype == np.float32  # as the files of ../shared/data/calo
     assert gen.showers.min() >= 0
     # a working generator follows the energy response of the data (E_tot / E_inc)
     response = [np.mean(d.showers.sum(axis=1) / d.energies) for d in (gen, ref)]

@@ -133,3 +133,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporaries(tmp_path):
         write_then_fail()
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.h5"]
+
+
+def test_written_dtype_is_float32_unless_float64_is_asked(tmp_path):
+    data = ShowerData(energies=np.array([256.0, 512.0]), showers=np.full((2, 3), 2.5))
+    assert read_showers(write_showers(tmp_path / "a.h5", data)).showers.dtype == np.float32
+    wide = write_showers(tmp_path / "b.h5", data, dtype=np.float64)
+    assert read_showers(wide).showers.dtype == np.float64
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        write_showers(tmp_path / "c.h5", data, dtype=np.int32)
