@@ -35,6 +35,7 @@ _EXPORTS = {
     "Idealized": "anomaly.idealized",
     "LaCATHODE": "anomaly.lacathode",
     "OutOfFold": "anomaly.kfold",
+    "RANODE": "anomaly.ranode",
     "fold_assignment": "anomaly.kfold",
     "out_of_fold": "anomaly.kfold",
     "DetectorResult": "anomaly.results",
@@ -72,6 +73,7 @@ DETECTORS = DetectorRegistry(
         "supervised": "anomaly.supervised.Supervised",
         "autoencoder": "anomaly.autoencoder.Autoencoder",
         "lacathode": "anomaly.lacathode.LaCATHODE",
+        "ranode": "anomaly.ranode.RANODE",
     }
 )
 

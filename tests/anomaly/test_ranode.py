@@ -1,0 +1,125 @@
+"""R-ANODE: the learnt signal fraction, seeding, reuse of a background model and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from anomaly import DETECTORS, RANODE, make_detector
+from anomaly.cathode import make_density_model
+from tests.anomaly.conftest import TINY_FLOW
+
+SR = (0.4, 0.6)
+#: the background flow of these tests, trained long enough that its mismodelling is small next
+#: to the injected fractions (a worse background is absorbed by the signal flow)
+BACKGROUND_FLOW = {
+    **TINY_FLOW,
+    "n_transforms": 3,
+    "hidden_features": 32,
+    "training": {"epochs": 30, "batch_size": 512, "learning_rate": 3e-3, "patience": None},
+}
+SIGNAL_TRAINING = {"epochs": 40, "batch_size": 256, "patience": 6}
+
+
+def window(n_background: int, n_signal: int, seed: int):
+    """Two features drifting with the mass m in [0, 1]; signal a narrow Gaussian in the SR."""
+    rng = np.random.default_rng(seed)
+    m = rng.uniform(0, 1, n_background)
+    X = rng.normal(0, 1, (n_background, 2)) + 0.5 * m[:, None]
+    m_s = rng.uniform(*SR, n_signal)
+    X_s = rng.normal([1.5, -1.0], 0.1, (n_signal, 2))
+    X, m = np.concatenate([X, X_s]), np.concatenate([m, m_s])
+    labels = np.repeat([0, 1], [n_background, n_signal])
+    return X, m, (m > SR[0]) & (m < SR[1]), labels
+
+
+@pytest.fixture(scope="module")
+def background():
+    """The background density, fitted once on a large background-only sample of every mass."""
+    X, m, _, _ = window(40_000, 0, seed=11)
+    model = make_density_model("maf", BACKGROUND_FLOW, np.random.SeedSequence(3))
+    return model.fit(X, m[:, None])
+
+
+def fit(events, background, seed: int = 0, **params) -> RANODE:
+    """R-ANODE on a window with the shared background model and the test training settings."""
+    X, m, in_sr, _ = events
+    params = {"signal_training": SIGNAL_TRAINING, "n_folds": 2, **params}
+    return RANODE(background_model=background, random_state=seed, **params).fit(X, m, in_sr)
+
+
+def test_recovers_the_signal_fraction_and_finds_the_signal(background):
+    events = window(20_000, 200, seed=1)
+    in_sr, labels = events[2], events[3]
+    true_fraction = labels[in_sr].mean()
+    detector = fit(events, background)
+    # Tolerance: a third of the true fraction (about 0.016 here) for the median over folds.
+    assert np.median(detector.signal_fractions_) == pytest.approx(true_fraction, rel=1 / 3)
+    assert roc_auc_score(labels[in_sr], detector.oof_scores_) > 0.95
+    assert detector.sideband_model_ is background
+
+
+def test_background_only_learns_almost_no_signal(background):
+    detector = fit(window(20_000, 0, seed=2), background)
+    # It starts at 1% (the signal test injects 5%); early stopping on the validation events
+    # keeps the signal flow from fitting fluctuations, so every fold ends below its start.
+    assert detector.signal_fractions_.max() < 0.01
+
+
+def test_same_seed_same_scores(background):
+    events = window(8000, 80, seed=3)
+    short = {"signal_training": {"epochs": 3}}
+    a, b = fit(events, background, **short), fit(events, background, **short)
+    np.testing.assert_array_equal(a.oof_scores_, b.oof_scores_)
+    np.testing.assert_array_equal(a.signal_fractions_, b.signal_fractions_)
+    c = fit(events, background, seed=1, **short)
+    assert not np.array_equal(a.oof_scores_, c.oof_scores_)
+
+
+def test_fits_its_own_background_and_scores_new_events():
+    X, m, in_sr, _ = window(6000, 60, seed=4)
+    detector = RANODE(
+        density_params=TINY_FLOW, signal_training={"epochs": 2}, n_folds=2, random_state=0
+    ).fit(X, m, in_sr)
+    X_new, m_new, _, _ = window(500, 0, seed=5)
+    scores = detector.score_samples(X_new, m_new)
+    assert scores.shape == (500,)
+    assert np.isfinite(scores).all()
+    with pytest.raises(ValueError, match="needs the events' mjj"):
+        detector.score_samples(X_new)
+
+
+def test_is_registered():
+    assert DETECTORS["ranode"] is RANODE
+    assert isinstance(make_detector("ranode"), RANODE)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"initial_fraction": 0.0}, r"initial_fraction must be in \(0, 1\)"),
+        ({"initial_fraction": 1.5}, r"initial_fraction must be in \(0, 1\)"),
+        ({"signal_transforms": 0}, "signal_transforms must be a positive integer"),
+        ({"signal_hidden": 2.5}, "signal_hidden must be a positive integer"),
+        ({"signal_training": {"epochs": 0}}, "invalid training settings: epochs=0"),
+        ({"background_model": "maf"}, "background_model must be a DensityModel"),
+    ],
+)
+def test_refuses_bad_settings(params, match):
+    X, m, in_sr, _ = window(2000, 0, seed=6)
+    with pytest.raises(ValueError, match=match):
+        RANODE(n_folds=2, **params).fit(X, m, in_sr)
+
+
+def test_refuses_a_background_model_of_other_features(background):
+    X, m, in_sr, _ = window(2000, 0, seed=7)
+    with pytest.raises(ValueError, match="must model 3 features given mjj; it models 2"):
+        RANODE(background_model=background, n_folds=2).fit(np.c_[X, X[:, 0]], m, in_sr)
+
+
+def test_refuses_an_unfitted_background_model():
+    X, m, in_sr, _ = window(2000, 0, seed=8)
+    unfitted = make_density_model("maf", TINY_FLOW, np.random.SeedSequence(0))
+    with pytest.raises(Exception, match="not fitted"):
+        RANODE(background_model=unfitted, n_folds=2).fit(X, m, in_sr)
