@@ -108,6 +108,7 @@ def test_registry_names_every_detector_and_resolves_classes():
         "cathode",
         "lacathode",
         "anode",
+        "ranode",
         "cwola",
         "idealized",
         "supervised",
@@ -127,4 +128,4 @@ def test_import_anomaly_loads_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "7"
+    assert out.stdout.strip() == "8"
