@@ -35,6 +35,20 @@ class RegionData(NamedTuple):
     sb: pd.DataFrame
 
 
+class WindowBins(NamedTuple):
+    """A window's bins on a binning, by bin centre: its signal region and its fit sidebands."""
+
+    #: bins whose centre lies in the signal region [sr_low, sr_high)
+    sr: np.ndarray
+    #: bins outside the signal region whose centre lies in [sb_low, sb_high): the sideband fit
+    fit: np.ndarray
+
+    @property
+    def fit_range(self) -> np.ndarray:
+        """Bins of the window's fit range: its signal region and its fit sidebands."""
+        return self.sr | self.fit
+
+
 class InsufficientEventsError(ValueError):
     """A window's signal region or sidebands hold too few events for a method."""
 
@@ -68,6 +82,11 @@ class Window:
         return label
 
     @property
+    def centre(self) -> float:
+        """Centre of the signal region (TeV), where the scan's signal shape peaks."""
+        return 0.5 * (self.sr_low + self.sr_high)
+
+    @property
     def sb_low_edges(self) -> tuple[float, float]:
         """Lower sideband [low, high) in TeV (from 0 when the sidebands are everything else)."""
         width = np.inf if self.sideband_width is None else self.sideband_width
@@ -88,6 +107,13 @@ class Window:
     def sb_high(self) -> float:
         """Upper edge of the window's upper sideband (TeV; inf when sidebands are all else)."""
         return self.sb_high_edges[1]
+
+    def bins(self, edges: np.ndarray) -> WindowBins:
+        """Signal-region and sideband-fit masks of the bins of `edges` (TeV), by bin centre."""
+        edges = np.asarray(edges, dtype=np.float64)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        sr = _within(centres, self.sr_low, self.sr_high)
+        return WindowBins(sr=sr, fit=~sr & _within(centres, self.sb_low, self.sb_high))
 
     def sr_mask(self, mjj: np.ndarray | pd.Series) -> np.ndarray:
         """True for events in the signal region."""
@@ -138,6 +164,17 @@ class Window:
             raise KeyError(f"table has no '{column}' column; it has {list(table.columns)}")
         mjj = _as_mjj(table[column])
         return RegionData(sr=table[self.sr_mask(mjj)], sb=table[self.sb_mask(mjj)])
+
+
+def as_window(window: Window | tuple[float, float]) -> Window:
+    """A `Window`; a (sr_low, sr_high) pair becomes one whose sidebands are everything else."""
+    if isinstance(window, Window):
+        return window
+    try:
+        low, high = window
+    except (TypeError, ValueError):
+        raise TypeError(f"a window must be a Window or (sr_low, sr_high), got {window!r}") from None
+    return Window(float(low), float(high))
 
 
 def sliding_windows(

@@ -16,7 +16,6 @@ from analysis.plots import (
     plot_template,
 )
 from analysis.regions import Window
-from analysis.stats import ScanConfig, cell_expectation
 from analysis.store import write_atomic, write_json
 
 __all__ = ["write_report"]
@@ -34,6 +33,16 @@ def _truth(data: Any, windows: Sequence[Window], outcome: Any) -> dict[str, Any]
         for w in range(len(windows))
     ]
     return {"signal_in_sr": [int(m.sum()) for m in in_sr], "signal_selected_in_sr": passing}
+
+
+def _closure(outcome: Any) -> list[dict[str, Any]] | None:
+    """Per window the reference closure of the scan, with the template's own quality tests."""
+    if outcome.scan.closure is None:
+        return None
+    return [
+        {**closure.to_dict(), "template_tests": tests}
+        for closure, tests in zip(outcome.scan.closure, outcome.template_tests, strict=True)
+    ]
 
 
 def _best(outcome: Any, windows: Sequence[Window]) -> dict[str, Any]:
@@ -74,20 +83,19 @@ def _plots(
             f"{outcome.label}: local Z",
         )
     ]
-    scan_config = ScanConfig(n_params=config.stats.n_params)
     for w, window in enumerate(windows):
+        # The window's fit range only: no model outside it.
+        bins = window.bins(spectra.edges).fit_range
+        index = np.flatnonzero(bins)
+        edges = spectra.edges[np.r_[index, index[-1] + 1]]
         for e, eff in enumerate(spectra.efficiencies):
-            expected = cell_expectation(spectra, w, e, scan_config)
             z = scan.significances[w, e]
-            # The window's fit range only: no model outside it.
-            shown = (spectra.edges > window.sb_low - 1e-9) & (spectra.edges < window.sb_high + 1e-9)
-            bins = shown[:-1] & shown[1:]
             paths.append(
                 plot_spectrum_fit(
                     folder / f"{outcome.label}_w{w:02d}_eff{eff:g}.png",
-                    spectra.edges[shown],
+                    edges,
                     spectra.counts[w, e][bins],
-                    expected[bins],
+                    scan.expected[w, e][bins],
                     (window.sr_low, window.sr_high),
                     f"{outcome.label}, {window.name}, efficiency {eff:g}, local Z = {z:.2f}",
                 )
@@ -283,7 +291,7 @@ def write_report(
                 if outcome.spectra.reference_efficiency is None
                 else "inclusive sideband fit x the cut's efficiency on the method's reference"
             ),
-            "reference_closure": outcome.closure,
+            "reference_closure": _closure(outcome),
             "detector_seconds": outcome.seconds,
             "sideband_events_scored_by_models_that_saw_them": outcome.n_seen,
         }

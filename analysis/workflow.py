@@ -8,7 +8,6 @@ as it finishes, so a killed run resumes where it stopped and gives the same numb
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from analysis.config import DataConfig, SearchConfig
 from analysis.data import ToySignal, build_features, inject_signal, make_toy, read_lhco, read_table
@@ -26,6 +24,7 @@ from analysis.data.validation import check_background
 from analysis.executor import configured_executor, limited_threads
 from analysis.regions import Window, sliding_windows
 from analysis.stats import (
+    ReferenceScores,
     ScanConfig,
     bias_test,
     fixed_width_edges,
@@ -42,7 +41,6 @@ __all__ = [
     "SearchData",
     "SearchResult",
     "load_search_data",
-    "reference_closure",
     "run_search",
     "search_windows",
     "toy_signal",
@@ -199,51 +197,12 @@ class MethodOutcome:
     templates: dict[int, np.ndarray]
     #: events per window whose score came from models that all trained on them (biased)
     n_seen: list[int]
-    #: per window, the closure of a reference-calibrated background (see `reference_closure`)
-    closure: list[dict[str, Any]] | None
+    #: per window, the reference's template-quality tests by name (see anomaly.template_quality)
+    template_tests: list[dict[str, dict[str, float]]]
     #: per window, CLs upper limits at the method's limit efficiency (`WindowLimit.to_dict`)
     limits: list[dict[str, Any]] | None = None
     #: per window, bias tests and F-test choice (`BiasResult.to_dict`) when stats.bias_test
     bias: list[dict[str, Any]] | None = None
-
-
-#: how many standard errors of the AUC a reference may differ from the data by chance
-CLOSURE_SIGMAS = 5.0
-
-
-def reference_closure(
-    gathered: MethodScores, windows: list[Window], mjj: np.ndarray, scan: Any
-) -> list[dict[str, Any]]:
-    """Per window: can the method's classifier tell its background reference from the SR data?
-
-    The calibrated background assumes the reference is background as the data are. A signal
-    fraction f in the SR can raise the out-of-fold AUC of data vs reference to at most
-    0.5 + f/2; the largest excess the scan sees in the window bounds f. An AUC beyond that
-    (plus CLOSURE_SIGMAS of its null standard error) means the reference is mismodelled (e.g.
-    an imperfect CATHODE template) and the window's excesses would be artefacts.
-    """
-    out = []
-    for w, window in enumerate(windows):
-        in_sr = window.sr_mask(mjj)
-        data, reference = gathered.matrix[w, in_sr], gathered.reference[1][w]
-        n1, n0 = len(data), len(reference)
-        labels = np.r_[np.ones(n1), np.zeros(n0)]
-        auc = float(roc_auc_score(labels, np.r_[data, reference]))
-        error = float(np.sqrt((n1 + n0 + 1) / (12.0 * n1 * n0)))
-        excess = np.nan_to_num(scan.observed_sr[w] - scan.background_sr[w], nan=0.0)
-        fraction = float(np.clip(excess.max(), 0.0, None) / n1)
-        allowed = 0.5 + 0.5 * fraction + CLOSURE_SIGMAS * error
-        out.append(
-            {
-                "window": window.name,
-                "auc_data_vs_reference": auc,
-                "auc_error": error,
-                "auc_allowed": allowed,
-                "passed": auc <= allowed,
-                "template_tests": gathered.template_tests[w],
-            }
-        )
-    return out
 
 
 @dataclass(frozen=True)
@@ -324,8 +283,8 @@ class MethodScores:
     templates: dict[int, np.ndarray]
     #: events per window whose score came from models that all trained on them (biased)
     n_seen: list[int]
-    #: per window (mjj, scores) of the method's own background reference, or None
-    reference: tuple[list[np.ndarray], list[np.ndarray]] | None
+    #: per window the method's own background reference, or None
+    references: list[ReferenceScores] | None
     #: per window, the reference's template-quality tests by name (see anomaly.template_quality)
     template_tests: list[dict[str, dict[str, float]]]
 
@@ -335,7 +294,7 @@ def _gather_scores(
 ) -> MethodScores:
     matrix = np.empty((len(windows), mjj.size))
     seconds = 0.0
-    templates, n_seen, ref_mjj, ref_scores, tests = {}, [], [], [], []
+    templates, n_seen, references, tests = {}, [], [], []
     for w, window in enumerate(windows):
         unit = store.load_arrays(f"scores/{label}/window{w:02d}")
         tests.append(
@@ -350,8 +309,7 @@ def _gather_scores(
         if "template" in unit:
             templates[w] = unit["template"]
         if "reference_scores" in unit:
-            ref_mjj.append(unit["reference_mjj"])
-            ref_scores.append(unit["reference_scores"])
+            references.append(ReferenceScores(unit["reference_mjj"], unit["reference_scores"]))
         rows = _window_rows(mjj, window)
         scores = unit["scores"]
         matrix[w] = scores.min() - 1.0
@@ -365,8 +323,8 @@ def _gather_scores(
             label,
             sum(n_seen),
         )
-    reference = (ref_mjj, ref_scores) if len(ref_mjj) == len(windows) else None
-    return MethodScores(matrix, seconds, templates, n_seen, reference, tests)
+    complete = references if len(references) == len(windows) else None
+    return MethodScores(matrix, seconds, templates, n_seen, complete, tests)
 
 
 def run_search(config: SearchConfig, *, executor: Any = None) -> SearchResult:
@@ -411,22 +369,17 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
         label = _method_label(config, m)
         gathered = _gather_scores(store, label, windows, mjj)
         spectra = select_spectra(
-            mjj, gathered.matrix, windows, edges, scan_config.efficiencies, gathered.reference
+            mjj, gathered.matrix, windows, edges, scan_config.efficiencies, gathered.references
         )
         scan = scan_spectra(spectra, scan_config)
-        closure = None
-        if gathered.reference is not None:
-            closure = reference_closure(gathered, windows, mjj, scan)
-            failed = [c["window"] for c in closure if not c["passed"]]
-            if failed:
-                log.warning(
-                    "%s: the classifier tells the reference from the data beyond what the "
-                    "observed excess explains in %s; their excesses are not used",
-                    label,
-                    ", ".join(failed),
-                )
-            passed = np.array([c["passed"] for c in closure])
-            scan = dataclasses.replace(scan, fit_valid=scan.fit_valid & passed[:, None])
+        failed = [c.window for c in scan.closure or () if not c.passed]
+        if failed:
+            log.warning(
+                "%s: the classifier tells the reference from the data beyond what the "
+                "observed excess explains in %s; their excesses are not used",
+                label,
+                ", ".join(failed),
+            )
         lee = None
         if config.stats.n_pseudo > 0 and np.isfinite(scan.max_significance):
             key = f"lee/{label}"
@@ -444,7 +397,15 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
                 )
                 store.save_json(key, result.to_dict())
             lee = store.load_json(key)
-            scan = _without_cells(scan, lee.get("excluded_cells") or [], label)
+            excluded = lee.get("excluded_cells") or []
+            if excluded:
+                log.warning(
+                    "%s: cells %s have heavy-tailed background-only local Z (sparse or sculpted "
+                    "selections); they are left out",
+                    label,
+                    excluded,
+                )
+                scan = scan.excluding(excluded)
         limits, bias = _limits_and_bias(config, store, label, spectra, scan, scan_config, m)
         outcomes.append(
             MethodOutcome(
@@ -456,28 +417,12 @@ def _run_units(config, data, windows, store, executor, task_seed, lee_seed) -> l
                 gathered.seconds,
                 gathered.templates,
                 gathered.n_seen,
-                closure,
+                gathered.template_tests,
                 limits,
                 bias,
             )
         )
     return outcomes
-
-
-def _without_cells(scan: Any, cells: list, label: str) -> Any:
-    """The scan with the cells the look-elsewhere study found untrustworthy marked not valid."""
-    if not cells:
-        return scan
-    log.warning(
-        "%s: cells %s have heavy-tailed background-only local Z (sparse or sculpted "
-        "selections); they are left out",
-        label,
-        cells,
-    )
-    valid = scan.fit_valid.copy()
-    for w, e in cells:
-        valid[w, e] = False
-    return dataclasses.replace(scan, fit_valid=valid)
 
 
 def limit_efficiency(config: SearchConfig, scan: Any) -> float:
@@ -504,7 +449,7 @@ def _limits_and_bias(config, store, label, spectra, scan, scan_config, m):
         if not store.has(key):
             log.info("bias tests for %s at efficiency %g", label, efficiency)
             rows = []
-            for w in range(spectra.windows.shape[0]):
+            for w in range(len(spectra.windows)):
                 rng = np.random.default_rng([config.seed, 12, m, w])
                 try:
                     rows.append(

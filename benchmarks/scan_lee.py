@@ -22,14 +22,13 @@ from analysis.stats import (
     build_window_model,
     discovery_significance,
     fast_discovery_significance,
-    fit_dijet,
     fixed_width_edges,
     look_elsewhere,
     pseudo_scan,
     sample_dijet,
     scan_spectra,
     select_spectra,
-    signal_region_bins,
+    window_fit,
 )
 from generative.fileio import write_atomic
 
@@ -62,10 +61,8 @@ def synthetic_search(n_events: int, n_signal: int, seed: int):
 def pyhf_versus_fast(spectra, config: ScanConfig, cell: tuple[int, int]) -> dict:
     """Time one q0 test of the best cell through pyhf and through the fast path."""
     w, e = cell
-    counts, window = spectra.counts[w, e], spectra.windows[w, :2]
-    fit = fit_dijet(
-        counts, spectra.edges, ~signal_region_bins(spectra.edges, window), config.n_params
-    )
+    counts, window = spectra.counts[w, e], spectra.windows[w]
+    fit = window_fit(counts, spectra.edges, window, config)
     model = build_window_model(counts, spectra.edges, window, fit, resolution=config.resolution)
     timings = {}
     for name, test in (("pyhf", discovery_significance), ("fast", fast_discovery_significance)):
@@ -176,7 +173,10 @@ def main() -> None:
         "failed_fit_fraction": lee.failed_fit_fraction,
         "observed_failed_fraction": observed.failed_fraction,
         "observed_max_local_significance": observed.max_significance,
-        "observed_best_window": list(observed.windows[observed.best[0], :2]),
+        "observed_best_window": [
+            observed.windows[observed.best[0]].sr_low,
+            observed.windows[observed.best[0]].sr_high,
+        ],
         "observed_best_efficiency": float(observed.efficiencies[observed.best[1]]),
         "cells": n_cells,
         "look_elsewhere": lee.to_dict(),

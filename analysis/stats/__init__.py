@@ -1,6 +1,7 @@
 """Statistics of the bump hunt: background fits, pyhf models, inference, scans, look-elsewhere."""
 
 from analysis.stats.bias import BiasResult, InjectionPulls, bias_test
+from analysis.stats.closure import ClosureOutcome, Separation, reference_closure, separation
 from analysis.stats.dijet import (
     BatchFit,
     FitResult,
@@ -38,14 +39,12 @@ from analysis.stats.models import (
     WindowModel,
     build_window_model,
     gaussian_signal,
-    signal_region_bins,
-    window_bounds,
 )
 from analysis.stats.scan import (
     ScanConfig,
     ScanResult,
     SculptingResult,
-    cell_expectation,
+    cell_background,
     efficiency_flatness,
     scan,
     scan_spectra,
@@ -54,6 +53,7 @@ from analysis.stats.scan import (
 )
 from analysis.stats.selection import (
     EFFICIENCIES,
+    ReferenceScores,
     SelectedSpectra,
     reference_efficiencies,
     select_spectra,
@@ -66,6 +66,7 @@ __all__ = [
     "BatchFit",
     "BiasResult",
     "CalibratedFit",
+    "ClosureOutcome",
     "DiscoveryResult",
     "FTestResult",
     "FitResult",
@@ -73,10 +74,12 @@ __all__ = [
     "InjectionPulls",
     "LookElsewhereResult",
     "NullModel",
+    "ReferenceScores",
     "ScanConfig",
     "ScanResult",
     "SculptingResult",
     "SelectedSpectra",
+    "Separation",
     "TemplateBackground",
     "UpperLimitResult",
     "WindowLimit",
@@ -85,7 +88,7 @@ __all__ = [
     "batch_discovery_significance",
     "bias_test",
     "build_window_model",
-    "cell_expectation",
+    "cell_background",
     "dijet_bin_integrals",
     "dijet_density",
     "discovery_significance",
@@ -99,6 +102,7 @@ __all__ = [
     "gaussian_signal",
     "look_elsewhere",
     "pseudo_scan",
+    "reference_closure",
     "reference_efficiencies",
     "resolution_edges",
     "sample_dijet",
@@ -106,10 +110,9 @@ __all__ = [
     "scan_spectra",
     "sculpting_check",
     "select_spectra",
-    "signal_region_bins",
+    "separation",
     "template_background",
     "upper_limit",
-    "window_bounds",
     "window_fit",
     "window_limits",
 ]

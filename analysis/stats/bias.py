@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from analysis.regions import Window
 from analysis.stats.dijet import fit_dijet_batch, ftest_select
 from analysis.stats.inference import batch_discovery_significance
 from analysis.stats.models import gaussian_signal
@@ -71,14 +72,12 @@ class BiasResult:
 
 
 def fit_signal_yields(
-    counts: np.ndarray, edges: np.ndarray, row, config: ScanConfig
+    counts: np.ndarray, edges: np.ndarray, window: Window, config: ScanConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fitted signal yield (events of the full Gaussian shape) and its error for stacked counts."""
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    in_sr = (centres >= row[0]) & (centres < row[1])
-    fit_bins = ~in_sr & (centres >= row[2]) & (centres < row[3])
+    in_sr, fit_bins = window.bins(edges)
     fit = fit_dijet_batch(counts, edges, fit_bins, config.n_params, config.sqrt_s)
-    shape = gaussian_signal(edges, 0.5 * (row[0] + row[1]), config.resolution)[in_sr]
+    shape = gaussian_signal(edges, window.centre, config.resolution)[in_sr]
     nominal = fit.predict()[:, in_sr]
     up, down = (v[..., in_sr] for v in fit.variations())
     test = batch_discovery_significance(
@@ -122,18 +121,16 @@ def _bias_test(spectra, window, efficiency, config, n_toys, injections, random_s
         raise ValueError(f"n_toys must be at least 10, got {n_toys}")
     rng = np.random.default_rng(random_state)
     e = int(matches[0])
-    row = spectra.windows[window]
+    region = spectra.windows[window]
     edges = spectra.edges
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    in_sr = (centres >= row[0]) & (centres < row[1])
-    fit_bins = ~in_sr & (centres >= row[2]) & (centres < row[3])
+    in_sr, fit_bins = region.bins(edges)
     ftest = ftest_select(spectra.counts[window, e], edges, fit_bins, sqrt_s=config.sqrt_s)
     if not ftest.fit.valid:
         raise ValueError(f"window {window}: the F-test's fit failed: {ftest.fit.message}")
     background = np.where(fit_bins | in_sr, ftest.fit.predict(), 0.0)
-    shape = gaussian_signal(edges, 0.5 * (row[0] + row[1]), config.resolution)
+    shape = gaussian_signal(edges, region.centre, config.resolution)
     base = rng.poisson(background, (n_toys, background.size)).astype(float)
-    fitted, error = fit_signal_yields(base, edges, row, config)
+    fitted, error = fit_signal_yields(base, edges, region, config)
     sigma = float(np.nanmedian(error))
     results = []
     for k in injections:
@@ -142,12 +139,12 @@ def _bias_test(spectra, window, efficiency, config, n_toys, injections, random_s
             counts = base
         else:
             counts = rng.poisson(background + injected * shape, base.shape).astype(float)
-            fitted, error = fit_signal_yields(counts, edges, row, config)
+            fitted, error = fit_signal_yields(counts, edges, region, config)
         results.append(_pulls(fitted, error, injected, float(k)))
     return BiasResult(
         window=int(window),
-        sr_low=float(row[0]),
-        sr_high=float(row[1]),
+        sr_low=region.sr_low,
+        sr_high=region.sr_high,
         efficiency=float(efficiency),
         ftest_n_params=ftest.n_params,
         ftest_p_values=ftest.p_values,

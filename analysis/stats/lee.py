@@ -101,14 +101,6 @@ class NullModel:
         return self.spectra.replace_counts(inclusive[0], counts[0])
 
 
-def _fit_bins(spectra: SelectedSpectra, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Signal-region and fit-bin masks of window `w` (as `analysis.stats.scan.window_fit`)."""
-    centres = 0.5 * (spectra.edges[1:] + spectra.edges[:-1])
-    low, high, fit_low, fit_high = spectra.windows[w]
-    in_sr = (centres >= low) & (centres < high)
-    return in_sr, ~in_sr & (centres >= fit_low) & (centres < fit_high)
-
-
 def _prediction(counts, edges, masks, config) -> np.ndarray | None:
     """The first valid fit over `masks` (most excluded first) with enough events, or None."""
     need = config.min_events_per_parameter * config.n_params
@@ -140,7 +132,7 @@ def background_only_model(
     masked = tuple(int(w) for w in np.flatnonzero(z.max(axis=1) >= mask_significance))
     excluded = np.zeros(spectra.edges.size - 1, bool)
     for w in masked:
-        excluded |= _fit_bins(spectra, w)[0]
+        excluded |= spectra.bins(w).sr
     inclusive_fit = fit_dijet(
         spectra.inclusive, spectra.edges, ~excluded, config.n_params, config.sqrt_s
     )
@@ -157,7 +149,7 @@ def background_only_model(
     pass_fraction = np.ones(spectra.counts.shape)
     fallbacks = 0
     for w in range(spectra.counts.shape[0]):
-        _, fit_bins = _fit_bins(spectra, w)
+        fit_bins = spectra.bins(w).fit
         previous = inclusive_mean
         for e in order:
             mean = inclusive_mean
@@ -242,9 +234,8 @@ def pseudo_scan(
     for w in range(n_w):
         if not tested[w].any():
             continue
-        in_sr, fit_bins = _fit_bins(spectra, w)
-        low, high = spectra.windows[w, :2]
-        shape = gaussian_signal(edges, 0.5 * (low + high), config.resolution)
+        in_sr, fit_bins = spectra.bins(w)
+        shape = gaussian_signal(edges, spectra.windows[w].centre, config.resolution)
         inclusive_fit = None
         for e in range(n_e):
             if not tested[w, e]:

@@ -13,8 +13,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from analysis.stats.inference import upper_limit
-from analysis.stats.models import CalibratedFit, build_window_model
-from analysis.stats.scan import ScanConfig, window_fit
+from analysis.stats.models import WindowModel, build_window_model
+from analysis.stats.scan import ScanConfig, cell_background
 from analysis.stats.selection import SelectedSpectra
 
 __all__ = ["WindowLimit", "window_limits"]
@@ -55,24 +55,14 @@ class WindowLimit:
         }
 
 
-def _model(spectra: SelectedSpectra, w: int, e: int, config: ScanConfig):
+def _model(spectra: SelectedSpectra, w: int, e: int, config: ScanConfig) -> WindowModel:
     """The scan's window model of cell (w, e), or a ValueError saying why there is none."""
-    row = spectra.windows[w]
-    calibrated = spectra.reference_efficiency is not None
-    fit = window_fit(
-        spectra.inclusive if calibrated else spectra.counts[w, e], spectra.edges, row, config
-    )
-    if not fit.valid:
-        raise ValueError(fit.message)
-    background = (
-        CalibratedFit(
-            fit, spectra.reference_efficiency[w, e], spectra.reference_efficiency_error[w, e]
-        )
-        if calibrated
-        else fit
-    )
     return build_window_model(
-        spectra.counts[w, e], spectra.edges, row[:2], background, resolution=config.resolution
+        spectra.counts[w, e],
+        spectra.edges,
+        spectra.windows[w],
+        cell_background(spectra, w, e, config),
+        resolution=config.resolution,
     )
 
 
@@ -95,11 +85,11 @@ def window_limits(
             f"efficiency {efficiency} is not one of the scan's {spectra.efficiencies.tolist()}"
         )
     e = int(matches[0])
-    n_windows = spectra.windows.shape[0]
+    n_windows = len(spectra.windows)
     usable = np.ones(n_windows, bool) if usable is None else np.asarray(usable, bool)
     out = []
     for w in range(n_windows):
-        low, high = (float(v) for v in spectra.windows[w, :2])
+        low, high = spectra.windows[w].sr_low, spectra.windows[w].sr_high
         nan = float("nan")
         try:
             if not usable[w]:

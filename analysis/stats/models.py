@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyhf
 from scipy import special
 
+from analysis.regions import Window, as_window
 from analysis.stats.dijet import FitResult
 from analysis.stats.template import TemplateBackground
 from generative.fileio import write_atomic
@@ -24,8 +24,6 @@ __all__ = [
     "build_window_model",
     "gaussian_signal",
     "quiet_pyhf",
-    "signal_region_bins",
-    "window_bounds",
 ]
 
 FORMAT = "resonance-search/window-model"
@@ -34,40 +32,22 @@ CHANNEL, SIGNAL, BACKGROUND, POI = "window", "signal", "background", "mu"
 
 @contextmanager
 def quiet_pyhf() -> Iterator[None]:
-    """Use pyhf's numpy backend and silence the jsonschema deprecation every pyhf.Model emits."""
+    """pyhf's numpy backend, the jsonschema deprecation every pyhf.Model emits silenced.
+
+    The caller's backend and optimiser are restored on leaving.
+    """
     # DESIGN: the numpy backend is the supported one (the PyTorch backend is being removed).
-    if pyhf.tensorlib.name != "numpy":
+    backend, optimizer = pyhf.tensorlib, pyhf.optimizer
+    switch = backend.name != "numpy"
+    if switch:
         pyhf.set_backend("numpy")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*jsonschema.*", category=DeprecationWarning)
-        yield
-
-
-def window_bounds(window: Any) -> tuple[float, float]:
-    """(sr_low, sr_high) of a window given as a 2-tuple or any object with those attributes."""
-    if hasattr(window, "sr_low") and hasattr(window, "sr_high"):
-        low, high = window.sr_low, window.sr_high
-    else:
-        try:
-            low, high = window
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"a window must be (sr_low, sr_high) or have sr_low/sr_high attributes: {window!r}"
-            ) from None
-    low, high = float(low), float(high)
-    if not (np.isfinite(low) and np.isfinite(high) and high > low):
-        raise ValueError(f"window needs finite sr_low < sr_high, got ({low}, {high})")
-    return low, high
-
-
-def signal_region_bins(edges: np.ndarray, window: Any) -> np.ndarray:
-    """Boolean mask of the bins whose centre lies inside the window's signal region."""
-    low, high = window_bounds(window)
-    centres = 0.5 * (np.asarray(edges)[1:] + np.asarray(edges)[:-1])
-    in_sr = (centres >= low) & (centres < high)
-    if not in_sr.any():
-        raise ValueError(f"no bin centre lies in the signal region [{low}, {high}) TeV")
-    return in_sr
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*jsonschema.*", category=DeprecationWarning)
+            yield
+    finally:
+        if switch:
+            pyhf.set_backend(backend, optimizer)
 
 
 def gaussian_signal(edges: np.ndarray, centre: float, resolution: float = 0.05) -> np.ndarray:
@@ -252,7 +232,7 @@ def _background_in_sr(background, edges, in_sr, staterror):
 def build_window_model(
     observed_counts: np.ndarray,
     edges: np.ndarray,
-    window: Any,
+    window: Window | tuple[float, float],
     background: FitResult | TemplateBackground | CalibratedFit,
     signal: np.ndarray | None = None,
     resolution: float = 0.05,
@@ -272,8 +252,11 @@ def build_window_model(
         raise ValueError(
             f"observed_counts contain {int(np.sum(~np.isfinite(observed)))} NaN/inf bins"
         )
-    low, high = window_bounds(window)
-    in_sr = signal_region_bins(edges, window)
+    window = as_window(window)
+    low, high = window.sr_low, window.sr_high
+    in_sr = window.bins(edges).sr
+    if not in_sr.any():
+        raise ValueError(f"no bin centre lies in the signal region [{low}, {high}) TeV")
     if signal is None:
         shape = gaussian_signal(edges, 0.5 * (low + high), resolution)
     else:

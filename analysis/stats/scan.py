@@ -1,17 +1,24 @@
-"""Window x selection-efficiency scans: local significance maps and a sculpting check."""
+"""Window x selection-efficiency scans: local significance maps, per-cell background predictions,
+the closure of a reference-calibrated background and a sculpting check."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
-from analysis.stats.dijet import SQRT_S, fit_dijet, fixed_width_edges
-from analysis.stats.inference import discovery_significance, fast_discovery_significance
+from analysis.regions import Window
+from analysis.stats.closure import ClosureOutcome, reference_closure
+from analysis.stats.dijet import SQRT_S, FitResult, fit_dijet, fixed_width_edges
+from analysis.stats.inference import (
+    DiscoveryResult,
+    discovery_significance,
+    fast_discovery_significance,
+)
 from analysis.stats.models import CalibratedFit, build_window_model
 from analysis.stats.selection import EFFICIENCIES, SelectedSpectra, finite_events, select_spectra
 
@@ -19,7 +26,6 @@ __all__ = [
     "ScanConfig",
     "ScanResult",
     "SculptingResult",
-    "cell_expectation",
     "constrained_fit",
     "efficiency_flatness",
     "scan",
@@ -128,9 +134,18 @@ def sculpting_check(
 
 @dataclass(frozen=True, eq=False)
 class ScanResult:
-    """Local significance map, arrays shaped (n_windows, n_efficiencies); NaN where a fit failed."""
+    """Local significance map, arrays shaped (n_windows, n_efficiencies); NaN where a fit failed.
 
-    windows: np.ndarray
+    `expected` (windows, efficiencies, bins) is each cell's background per bin as the scan
+    models it: NaN outside the window's fit range, where the fit failed and, for a
+    reference-calibrated selection, in the sidebands (only the signal region is modelled).
+    `closure` holds per window the reference's closure check when the selection is
+    calibrated; a window that fails it has no valid cell. `excluded` marks cells left out
+    afterwards (`excluding`), e.g. those whose null local Z the look-elsewhere study found
+    heavy-tailed; they are not valid either.
+    """
+
+    windows: tuple[Window, ...]
     efficiencies: np.ndarray
     thresholds: np.ndarray
     p_values: np.ndarray
@@ -144,6 +159,17 @@ class ScanResult:
     sculpted: np.ndarray
     config: ScanConfig
     fit_seconds: float
+    expected: np.ndarray
+    closure: tuple[ClosureOutcome, ...] | None = None
+    excluded: tuple[tuple[int, int], ...] = ()
+
+    def excluding(self, cells: Sequence[Sequence[int]]) -> ScanResult:
+        """The scan with the (window, efficiency) `cells` left out (no longer valid)."""
+        cells = tuple((int(w), int(e)) for w, e in cells)
+        valid = self.fit_valid.copy()
+        for w, e in cells:
+            valid[w, e] = False
+        return dataclasses.replace(self, fit_valid=valid, excluded=self.excluded + cells)
 
     @property
     def max_significance(self) -> float:
@@ -170,7 +196,7 @@ class ScanResult:
 
         return {
             "config": dataclasses.asdict(self.config),
-            "windows": self.windows[:, :2].tolist(),
+            "windows": [[w.sr_low, w.sr_high] for w in self.windows],
             "efficiencies": self.efficiencies.tolist(),
             "thresholds": clean(self.thresholds),
             "p_values": clean(self.p_values),
@@ -188,20 +214,16 @@ class ScanResult:
         }
 
 
-def window_fit(counts: np.ndarray, edges: np.ndarray, row: Sequence[float], config: ScanConfig):
-    """Background fit of one cell: the dijet function on the window's sidebands, SR masked.
-
-    `row` is (sr_low, sr_high, fit_low, fit_high) as in `SelectedSpectra.windows`.
-    """
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    in_sr = (centres >= row[0]) & (centres < row[1])
-    fit_bins = ~in_sr & (centres >= row[2]) & (centres < row[3])
-    return constrained_fit(counts, edges, fit_bins, config)
+def window_fit(
+    counts: np.ndarray, edges: np.ndarray, window: Window, config: ScanConfig
+) -> FitResult:
+    """Background fit of one cell: the dijet function on the window's sidebands, SR masked."""
+    return constrained_fit(counts, edges, window.bins(edges).fit, config)
 
 
 def constrained_fit(
     counts: np.ndarray, edges: np.ndarray, fit_bins: np.ndarray, config: ScanConfig
-):
+) -> FitResult:
     """The dijet fit of `fit_bins`, refused (ValueError) with too few events to constrain it."""
     n_events = float(np.sum(np.asarray(counts)[fit_bins]))
     need = config.min_events_per_parameter * config.n_params
@@ -213,55 +235,61 @@ def constrained_fit(
     return fit_dijet(counts, edges, fit_bins, config.n_params, config.sqrt_s)
 
 
-def cell_expectation(
-    spectra: SelectedSpectra, w: int, e: int, config: ScanConfig | None = None
-) -> np.ndarray:
-    """Background per bin of cell (window `w`, efficiency `e`) as the scan models it.
+def cell_background(
+    spectra: SelectedSpectra, w: int, e: int, config: ScanConfig
+) -> FitResult | CalibratedFit:
+    """The background model of cell (w, e): its sideband fit, or the calibrated inclusive fit.
 
-    NaN outside the window's fit range, where the fit failed, and, for a reference-calibrated
-    selection, in the sidebands (only the signal region's selected counts are modelled there).
+    Raises ValueError when the fit is refused or does not converge.
     """
-    config = ScanConfig() if config is None else config
-    row = spectra.windows[w]
-    centres = 0.5 * (spectra.edges[1:] + spectra.edges[:-1])
-    in_sr = (centres >= row[0]) & (centres < row[1])
-    shown = (centres >= row[2]) & (centres < row[3])
     calibrated = spectra.reference_efficiency is not None
     counts = spectra.inclusive if calibrated else spectra.counts[w, e]
-    expected = np.full(centres.size, np.nan)
-    try:
-        fit = window_fit(counts, spectra.edges, row, config)
-    except ValueError:
-        return expected
+    fit = window_fit(counts, spectra.edges, spectra.windows[w], config)
     if not fit.valid:
-        return expected
-    prediction = fit.predict()
-    if calibrated:
-        prediction = prediction * spectra.reference_efficiency[w, e]
-        shown &= in_sr
+        raise ValueError(fit.message)
+    if not calibrated:
+        return fit
+    return CalibratedFit(
+        fit, spectra.reference_efficiency[w, e], spectra.reference_efficiency_error[w, e]
+    )
+
+
+class _Cell(NamedTuple):
+    """What the scan learns of one cell."""
+
+    expected: np.ndarray
+    test: DiscoveryResult | None
+    background_sr: float
+    fit_seconds: float
+
+
+def _cell(spectra: SelectedSpectra, w: int, e: int, config: ScanConfig) -> _Cell:
+    """Fit, model and test one cell."""
+    bins = spectra.bins(w)
+    expected = np.full(spectra.edges.size - 1, np.nan)
+    try:
+        background = cell_background(spectra, w, e, config)
+    except ValueError:
+        return _Cell(expected, None, np.nan, 0.0)
+    if isinstance(background, CalibratedFit):
+        fit, shown = background.fit, bins.sr
+        prediction = fit.predict() * background.efficiency
+    else:
+        fit, shown = background, bins.fit_range
+        prediction = fit.predict()
     expected[shown] = prediction[shown]
-    return expected
-
-
-def _cell(counts, edges, row, config, calibration=None) -> tuple[Any, float]:
-    """Fit, model and test one cell -> ((DiscoveryResult, background) or None, fit seconds).
-
-    `calibration` = (inclusive counts, efficiency, error): the background is the inclusive
-    sideband fit times the reference efficiency instead of a fit of the selected sidebands.
-    """
     try:
-        fit = window_fit(counts if calibration is None else calibration[0], edges, row, config)
+        model = build_window_model(
+            spectra.counts[w, e],
+            spectra.edges,
+            spectra.windows[w],
+            background,
+            resolution=config.resolution,
+        )
     except ValueError:
-        return None, 0.0
-    if not fit.valid:
-        return None, fit.seconds
-    background = fit if calibration is None else CalibratedFit(fit, *calibration[1:])
-    try:
-        model = build_window_model(counts, edges, row[:2], background, resolution=config.resolution)
-    except ValueError:
-        return None, fit.seconds
+        return _Cell(expected, None, np.nan, fit.seconds)
     test = fast_discovery_significance if config.method == "fast" else discovery_significance
-    return (test(model), model.background.sum()), fit.seconds
+    return _Cell(expected, test(model), float(model.background.sum()), fit.seconds)
 
 
 def scan_spectra(
@@ -280,36 +308,31 @@ def scan_spectra(
     out = {k: np.full(shape, np.nan) for k in ("p", "z", "signed", "yield", "obs", "bkg", "sculpt")}
     valid = np.zeros(shape, bool)
     sculpted = np.zeros(shape, bool)
+    expected = np.full(spectra.counts.shape, np.nan)
     seconds = 0.0
-    centres = 0.5 * (spectra.edges[1:] + spectra.edges[:-1])
-    for w, row in enumerate(spectra.windows):
-        sideband = ~((centres >= row[0]) & (centres < row[1]))
+    for w in range(shape[0]):
+        sideband = ~spectra.bins(w).sr
         for e in range(shape[1]):
             counts = spectra.counts[w, e]
-            calibration = None
-            if spectra.reference_efficiency is not None:
-                calibration = (
-                    spectra.inclusive,
-                    spectra.reference_efficiency[w, e],
-                    spectra.reference_efficiency_error[w, e],
-                )
-            outcome, fit_seconds = _cell(counts, spectra.edges, row, config, calibration)
-            seconds += fit_seconds
+            cell = _cell(spectra, w, e, config)
+            seconds += cell.fit_seconds
+            expected[w, e] = cell.expected
             out["obs"][w, e] = counts[~sideband].sum()
-            if outcome is not None:
-                result, background = outcome
+            if cell.test is not None:
                 valid[w, e] = True
-                out["p"][w, e], out["z"][w, e] = result.p_value, result.significance
-                out["signed"][w, e], out["yield"][w, e] = (
-                    result.signed_significance,
-                    result.signal_yield,
-                )
-                out["bkg"][w, e] = background
+                out["p"][w, e], out["z"][w, e] = cell.test.p_value, cell.test.significance
+                out["signed"][w, e] = cell.test.signed_significance
+                out["yield"][w, e] = cell.test.signal_yield
+                out["bkg"][w, e] = cell.background_sr
             if check_sculpting:
                 flat = efficiency_flatness(
                     counts, spectra.inclusive, sideband, config.sculpting_alpha
                 )
                 out["sculpt"][w, e], sculpted[w, e] = flat.p_value, flat.sculpted
+    closure = None
+    if spectra.separations is not None:
+        closure = reference_closure(spectra.separations, spectra.windows, out["obs"], out["bkg"])
+        valid &= np.array([c.passed for c in closure])[:, None]
     return ScanResult(
         windows=spectra.windows,
         efficiencies=spectra.efficiencies,
@@ -325,13 +348,15 @@ def scan_spectra(
         sculpted=sculpted,
         config=config,
         fit_seconds=seconds,
+        expected=expected,
+        closure=closure,
     )
 
 
 def scan(
     mjj: np.ndarray,
     scores: np.ndarray | Sequence[np.ndarray],
-    windows: Sequence[Any],
+    windows: Sequence[Window | tuple[float, float]],
     edges: np.ndarray | None = None,
     config: ScanConfig | None = None,
     check_sculpting: bool = False,

@@ -1,7 +1,8 @@
 """Selections of a scan: per window and efficiency, the mjj spectrum of events above a cut.
 
 The cut of each window keeps a fixed fraction of that window's own signal-region events; an
-optional background reference in the signal region measures each cut's efficiency there.
+optional background reference in the signal region measures each cut's efficiency there, and
+how well the scores separate it from the signal-region data (the input of its closure check).
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 
 from analysis.defaults import DEFAULT_EFFICIENCIES
-from analysis.stats.models import window_bounds
+from analysis.regions import Window, WindowBins, as_window
+from analysis.stats.closure import Separation, separation
 
 __all__ = [
     "EFFICIENCIES",
+    "ReferenceScores",
     "SelectedSpectra",
     "finite_events",
     "reference_efficiencies",
@@ -27,12 +30,19 @@ __all__ = [
 EFFICIENCIES = DEFAULT_EFFICIENCIES
 
 
+class ReferenceScores(NamedTuple):
+    """A window's background reference in the signal region: masses (TeV) and out-of-fold scores."""
+
+    mjj: np.ndarray
+    scores: np.ndarray
+
+
 @dataclass(frozen=True, eq=False)
 class SelectedSpectra:
     """Inclusive and selected mjj histograms: counts[window, efficiency, bin]."""
 
     edges: np.ndarray
-    windows: np.ndarray
+    windows: tuple[Window, ...]
     efficiencies: np.ndarray
     inclusive: np.ndarray
     counts: np.ndarray
@@ -41,6 +51,12 @@ class SelectedSpectra:
     #: sample in the signal region, and its binomial error; None: fit the selected sidebands
     reference_efficiency: np.ndarray | None = None
     reference_efficiency_error: np.ndarray | None = None
+    #: per window, the separation of the signal-region data from the reference (for closure)
+    separations: tuple[Separation, ...] | None = None
+
+    def bins(self, w: int) -> WindowBins:
+        """Signal-region and fit-sideband bins of window `w`."""
+        return self.windows[w].bins(self.edges)
 
     def replace_counts(self, inclusive: np.ndarray, counts: np.ndarray) -> SelectedSpectra:
         """The same selections and calibration with other (e.g. pseudo-experiment) counts."""
@@ -48,10 +64,7 @@ class SelectedSpectra:
 
 
 def reference_efficiencies(
-    thresholds: np.ndarray,
-    reference_mjj: Sequence[np.ndarray],
-    reference_scores: Sequence[np.ndarray],
-    edges: np.ndarray,
+    thresholds: np.ndarray, references: Sequence[ReferenceScores], edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per window, cut and bin: the fraction of reference events above the cut, and its error.
 
@@ -59,13 +72,13 @@ def reference_efficiencies(
     the cell is modelled.
     """
     n_windows, n_effs = thresholds.shape
-    if len(reference_mjj) != n_windows or len(reference_scores) != n_windows:
+    if len(references) != n_windows:
         raise ValueError(f"need a reference sample for each of the {n_windows} windows")
     eff = np.full((n_windows, n_effs, edges.size - 1), np.nan)
     err = np.full_like(eff, np.nan)
-    for w in range(n_windows):
-        mjj = np.asarray(reference_mjj[w], dtype=float)
-        scores = np.asarray(reference_scores[w], dtype=float)
+    for w, reference in enumerate(references):
+        mjj = np.asarray(reference.mjj, dtype=float)
+        scores = np.asarray(reference.scores, dtype=float)
         if mjj.shape != scores.shape:
             raise ValueError(f"window {w}: reference mjj {mjj.shape} and scores {scores.shape}")
         total, _ = np.histogram(mjj, bins=edges)
@@ -79,21 +92,20 @@ def reference_efficiencies(
     return eff, err
 
 
-def _window_table(windows: Sequence[Any], edges: np.ndarray) -> np.ndarray:
-    """(n_windows, 4): sr_low, sr_high and the fit range (sb_low/sb_high, else all bins)."""
+def _windows(
+    windows: Sequence[Window | tuple[float, float]], edges: np.ndarray
+) -> tuple[Window, ...]:
+    """The windows as `Window`s, each checked to lie inside the binning."""
     if len(windows) == 0:
         raise ValueError("no windows given")
-    rows = []
-    for window in windows:
-        low, high = window_bounds(window)
-        fit_low = float(getattr(window, "sb_low", edges[0]))
-        fit_high = float(getattr(window, "sb_high", edges[-1]))
+    out = tuple(as_window(w) for w in windows)
+    for window in out:
+        low, high = window.sr_low, window.sr_high
         if not edges[0] <= low < high <= edges[-1]:
             raise ValueError(
                 f"window [{low}, {high}] lies outside the binning [{edges[0]}, {edges[-1]}]"
             )
-        rows.append((low, high, fit_low, fit_high))
-    return np.asarray(rows)
+    return out
 
 
 def finite_events(mjj: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,46 +125,57 @@ def finite_events(mjj: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
 def select_spectra(
     mjj: np.ndarray,
     scores: np.ndarray | Sequence[np.ndarray],
-    windows: Sequence[Any],
+    windows: Sequence[Window | tuple[float, float]],
     edges: np.ndarray,
     efficiencies: Sequence[float] = EFFICIENCIES,
-    reference: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    references: Sequence[ReferenceScores] | None = None,
 ) -> SelectedSpectra:
     """Histogram the events passing each window's score threshold at each efficiency.
 
     `scores` is one array for all windows or one array per window (each window's own
     detector). The threshold keeps the top `efficiency` fraction of the window's
-    signal-region events and is then applied to the whole spectrum. `reference`, per window
-    (mjj, scores) of a background reference in the signal region, switches the background
-    model of the selected signal region to the inclusive fit times the reference efficiency.
+    signal-region events and is then applied to the whole spectrum. `references`, per window a
+    background reference in the signal region, switch the background model of the selected
+    signal region to the inclusive fit times the reference efficiency.
     """
     edges = np.asarray(edges, dtype=float)
-    table = _window_table(windows, edges)
+    windows = _windows(windows, edges)
     scores = np.asarray(scores, dtype=float)
-    scores = np.broadcast_to(scores, (len(table), scores.shape[-1])) if scores.ndim == 1 else scores
-    if scores.shape[0] != len(table):
-        raise ValueError(f"got scores for {scores.shape[0]} windows but {len(table)} windows")
+    scores = (
+        np.broadcast_to(scores, (len(windows), scores.shape[-1])) if scores.ndim == 1 else scores
+    )
+    if scores.shape[0] != len(windows):
+        raise ValueError(f"got scores for {scores.shape[0]} windows but {len(windows)} windows")
     mjj, scores = finite_events(mjj, scores)
     effs = np.asarray(efficiencies, dtype=float)
     if np.any((effs <= 0) | (effs > 1)):
         raise ValueError(f"efficiencies must lie in (0, 1], got {effs}")
     inclusive, _ = np.histogram(mjj, bins=edges)
-    counts = np.zeros((len(table), effs.size, edges.size - 1))
-    thresholds = np.full((len(table), effs.size), -np.inf)
-    for w, (low, high, _, _) in enumerate(table):
-        sr_scores = scores[w, (mjj >= low) & (mjj < high)]
+    counts = np.zeros((len(windows), effs.size, edges.size - 1))
+    thresholds = np.full((len(windows), effs.size), -np.inf)
+    for w, window in enumerate(windows):
+        sr_scores = scores[w, window.sr_mask(mjj)]
         too_few = effs * sr_scores.size < 1
         if too_few.any():
             raise ValueError(
-                f"window [{low}, {high}]: efficiency {effs[too_few].min()} selects less than one "
-                f"of its {sr_scores.size} signal-region events"
+                f"window [{window.sr_low}, {window.sr_high}]: efficiency {effs[too_few].min()} "
+                f"selects less than one of its {sr_scores.size} signal-region events"
             )
         for e, eff in enumerate(effs):
             if eff < 1.0:
                 thresholds[w, e] = np.quantile(sr_scores, 1.0 - eff)
             counts[w, e], _ = np.histogram(mjj[scores[w] > thresholds[w, e]], bins=edges)
-    spectra = SelectedSpectra(edges, table, effs, inclusive.astype(float), counts, thresholds)
-    if reference is None:
+    spectra = SelectedSpectra(edges, windows, effs, inclusive.astype(float), counts, thresholds)
+    if references is None:
         return spectra
-    eff, err = reference_efficiencies(thresholds, reference[0], reference[1], edges)
-    return dataclasses.replace(spectra, reference_efficiency=eff, reference_efficiency_error=err)
+    eff, err = reference_efficiencies(thresholds, references, edges)
+    separations = tuple(
+        separation(scores[w, window.sr_mask(mjj)], np.asarray(ref.scores, dtype=float))
+        for w, (window, ref) in enumerate(zip(windows, references, strict=True))
+    )
+    return dataclasses.replace(
+        spectra,
+        reference_efficiency=eff,
+        reference_efficiency_error=err,
+        separations=separations,
+    )

@@ -4,6 +4,7 @@ import numpy as np
 import pyhf
 import pytest
 
+from analysis.regions import Window
 from analysis.stats.dijet import dijet_bin_integrals, fit_dijet, fixed_width_edges
 from analysis.stats.inference import (
     _toys_supported,
@@ -11,12 +12,12 @@ from analysis.stats.inference import (
     fast_discovery_significance,
     upper_limit,
 )
-from analysis.stats.models import build_window_model, gaussian_signal, signal_region_bins
+from analysis.stats.models import build_window_model, gaussian_signal
 
 EDGES = fixed_width_edges(2.6, 6.0)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
-WINDOW = (3.3, 3.7)
-IN_SR = signal_region_bins(EDGES, WINDOW)
+WINDOW = Window(3.3, 3.7)
+IN_SR = WINDOW.bins(EDGES).sr
 
 
 def window_model(signal: float, seed: int, n_events: float = 2e5, staterror: float = 0.0):

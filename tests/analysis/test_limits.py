@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from analysis.regions import Window
 from analysis.stats.bias import fit_signal_yields
 from analysis.stats.dijet import dijet_bin_integrals, fixed_width_edges
 from analysis.stats.limits import window_limits
@@ -13,7 +14,8 @@ from analysis.stats.selection import SelectedSpectra
 EDGES = fixed_width_edges(2.7, 4.7)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
 CONFIG = ScanConfig(efficiencies=(1.0, 0.1), n_params=3, resolution=0.03)
-WINDOWS = np.array([[3.3, 3.7, 2.7, 4.7], [3.7, 4.1, 2.7, 4.7]])
+#: sidebands: everything else, the whole binning
+WINDOWS = (Window(3.3, 3.7), Window(3.7, 4.1))
 
 
 def spectra(signal: float, seed: int = 0) -> SelectedSpectra:

@@ -1,25 +1,24 @@
 """pyhf window models: spec content, JSON round trip, template backgrounds, bad input."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from analysis.regions import Window, as_window
 from analysis.stats.dijet import dijet_bin_integrals, fit_dijet, fixed_width_edges, sample_dijet
 from analysis.stats.inference import discovery_significance, fast_discovery_significance
 from analysis.stats.models import (
     WindowModel,
     build_window_model,
     gaussian_signal,
-    signal_region_bins,
-    window_bounds,
 )
 from analysis.stats.template import template_background
 
 EDGES = fixed_width_edges(2.6, 6.0)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
-WINDOW = (3.3, 3.7)
+WINDOW = Window(3.3, 3.7)
+IN_SR = WINDOW.bins(EDGES).sr
 
 
 def spectrum(n_events: float, seed: int, signal: float = 0.0) -> np.ndarray:
@@ -36,17 +35,17 @@ def counts() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def dijet_model(counts) -> WindowModel:
-    fit = fit_dijet(counts, EDGES, ~signal_region_bins(EDGES, WINDOW), 4)
+    fit = fit_dijet(counts, EDGES, ~IN_SR, 4)
     return build_window_model(counts, EDGES, WINDOW, fit)
 
 
-def test_window_bounds_duck_types_objects_and_tuples():
-    assert window_bounds((3.3, 3.7)) == (3.3, 3.7)
-    assert window_bounds(SimpleNamespace(sr_low=3.1, sr_high=3.5)) == (3.1, 3.5)
+def test_a_window_is_a_window_or_its_signal_region_pair():
+    assert as_window((3.3, 3.7)) == Window(3.3, 3.7)
+    assert as_window(WINDOW) is WINDOW
     with pytest.raises(TypeError, match="sr_low"):
-        window_bounds(3.3)
+        as_window(3.3)
     with pytest.raises(ValueError, match="sr_low < sr_high"):
-        window_bounds((3.7, 3.3))
+        as_window((3.7, 3.3))
 
 
 def test_spec_holds_one_histosys_per_eigenvector(dijet_model, counts):
@@ -56,7 +55,7 @@ def test_spec_holds_one_histosys_per_eigenvector(dijet_model, counts):
     histosys = [m for m in samples["background"]["modifiers"] if m["type"] == "histosys"]
     assert len(histosys) == 4
     assert all(m["type"] != "staterror" for m in samples["background"]["modifiers"])
-    in_sr = signal_region_bins(EDGES, WINDOW)
+    in_sr = IN_SR
     np.testing.assert_array_equal(spec["observations"][0]["data"], counts[in_sr])
     # The signal sample holds the reference yield times the Gaussian fraction in each SR bin.
     fractions = gaussian_signal(EDGES, 3.5, 0.05)[in_sr]
@@ -69,7 +68,7 @@ def test_spec_holds_one_histosys_per_eigenvector(dijet_model, counts):
 
 
 def test_staterror_is_optional(counts):
-    fit = fit_dijet(counts, EDGES, ~signal_region_bins(EDGES, WINDOW), 4)
+    fit = fit_dijet(counts, EDGES, ~IN_SR, 4)
     model = build_window_model(counts, EDGES, WINDOW, fit, staterror=0.01 * counts)
     types = [m["type"] for m in model.spec()["channels"][0]["samples"][1]["modifiers"]]
     assert types.count("staterror") == 1
@@ -96,9 +95,9 @@ def test_load_rejects_other_json(tmp_path):
 
 
 def test_user_signal_template(counts):
-    fit = fit_dijet(counts, EDGES, ~signal_region_bins(EDGES, WINDOW), 4)
+    fit = fit_dijet(counts, EDGES, ~IN_SR, 4)
     template = np.zeros(EDGES.size - 1)
-    template[signal_region_bins(EDGES, WINDOW)] = [1.0, 3.0, 3.0, 1.0]
+    template[IN_SR] = [1.0, 3.0, 3.0, 1.0]
     model = build_window_model(counts, EDGES, WINDOW, fit, signal=2 * template)
     np.testing.assert_allclose(
         model.signal / model.signal_reference_yield, [0.125, 0.375, 0.375, 0.125]
@@ -112,7 +111,7 @@ def test_template_background_is_normalised_to_the_sidebands():
     truth = dijet_bin_integrals(EDGES, params)
     data = np.random.default_rng(4).poisson(truth).astype(float)
     samples = sample_dijet(8e5, SHAPE, EDGES[0], EDGES[-1], random_state=5)
-    in_sr = signal_region_bins(EDGES, WINDOW)
+    in_sr = IN_SR
     template = template_background(samples, data, EDGES, ~in_sr)
     np.testing.assert_allclose(template.prediction[~in_sr].sum(), data[~in_sr].sum())
     total_sigma = template.prediction[in_sr].sum() * template.norm_uncertainty
@@ -125,7 +124,7 @@ def test_template_background_is_normalised_to_the_sidebands():
 
 
 def test_template_background_bad_input():
-    in_sr = signal_region_bins(EDGES, WINDOW)
+    in_sr = IN_SR
     data = np.ones(EDGES.size - 1)
     with pytest.raises(ValueError, match="2 NaN/inf"):
         template_background(np.array([3.0, np.nan, np.inf]), data, EDGES, ~in_sr)
@@ -136,7 +135,7 @@ def test_template_background_bad_input():
 
 
 def test_build_rejects_bad_input(counts):
-    fit = fit_dijet(counts, EDGES, ~signal_region_bins(EDGES, WINDOW), 4)
+    fit = fit_dijet(counts, EDGES, ~IN_SR, 4)
     with pytest.raises(ValueError, match="no bin centre"):
         build_window_model(counts, EDGES, (7.0, 7.5), fit)
     with pytest.raises(ValueError, match="1 NaN/inf"):

@@ -1,12 +1,12 @@
 """Window x efficiency scans: selection, calibration on background only, bump finding, sculpting."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from analysis.regions import Window
 from analysis.stats.dijet import fixed_width_edges, sample_dijet
 from analysis.stats.scan import (
     ScanConfig,
@@ -15,7 +15,7 @@ from analysis.stats.scan import (
     scan_spectra,
     sculpting_check,
 )
-from analysis.stats.selection import select_spectra
+from analysis.stats.selection import ReferenceScores, select_spectra
 
 EDGES = fixed_width_edges(2.6, 6.0)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
@@ -57,19 +57,24 @@ def test_selection_keeps_the_efficiency_of_each_signal_region_and_nests():
 def test_each_window_can_bring_its_own_scores():
     mjj, scores = background(50_000, seed=2)
     per_window = np.stack([scores, 1.0 - scores])
-    windows = [SimpleNamespace(sr_low=3.3, sr_high=3.7), SimpleNamespace(sr_low=3.4, sr_high=3.8)]
+    windows = [Window(3.3, 3.7), (3.4, 3.8)]
     spectra = select_spectra(mjj, per_window, windows, EDGES, (1.0, 0.1))
     assert spectra.thresholds[0, 1] != spectra.thresholds[1, 1]
-    np.testing.assert_allclose(spectra.windows[:, :2], [[3.3, 3.7], [3.4, 3.8]])
+    assert spectra.windows == (Window(3.3, 3.7), Window(3.4, 3.8))
 
 
 def test_sideband_range_of_window_objects_limits_the_fit():
     mjj, scores = background(200_000, seed=3)
-    window = SimpleNamespace(sr_low=3.3, sr_high=3.7, sb_low=2.9, sb_high=4.5)
+    window = Window(3.3, 3.7, sideband_width=0.4)
     spectra = select_spectra(mjj, scores, [window], EDGES, (1.0,))
-    np.testing.assert_allclose(spectra.windows, [[3.3, 3.7, 2.9, 4.5]])
+    centres = 0.5 * (EDGES[1:] + EDGES[:-1])
+    np.testing.assert_allclose(
+        centres[spectra.bins(0).fit], [2.95, 3.05, 3.15, 3.25, 3.75, 3.85, 3.95, 4.05]
+    )
     result = scan_spectra(spectra, ScanConfig(efficiencies=(1.0,), n_params=3))
     assert result.fit_valid.all()
+    # the scan's background prediction covers the fit range and nothing else
+    np.testing.assert_array_equal(np.isfinite(result.expected[0, 0]), spectra.bins(0).fit_range)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +140,7 @@ def test_injected_bump_is_found_at_its_mass_with_its_yield(bump_scan):
     """
     _, scores, label, result = bump_scan
     w, e = result.best
-    centre = np.mean(result.windows[w, :2])
+    centre = result.windows[w].centre
     assert abs(centre - 3.5) <= 0.1 + 1e-9
     assert result.max_significance > 5
     passing = np.sum(label & (scores > result.thresholds[w, e]))
@@ -196,7 +201,7 @@ def test_reference_calibration_removes_the_bump_a_signal_region_classifier_sculp
     background-only data show no excess; a real bump on top is still found.
     """
     mjj, scores = background(400_000, seed=11)
-    window = SimpleNamespace(sr_low=3.3, sr_high=3.7, sb_low=2.7, sb_high=4.3)
+    window = Window(3.3, 3.7, sideband_width=0.6)
     in_sr = (mjj >= 3.3) & (mjj < 3.7)
     scores = scores + 0.05 * in_sr
     rng = np.random.default_rng(12)
@@ -205,8 +210,8 @@ def test_reference_calibration_removes_the_bump_a_signal_region_classifier_sculp
     effs = (1.0, 0.1, 0.01)
     sculpted = scan_spectra(select_spectra(mjj, scores, [window], EDGES, effs))
     assert sculpted.max_significance > 5
-    reference = ([ref_mjj], [ref_scores])
-    spectra = select_spectra(mjj, scores, [window], EDGES, effs, reference=reference)
+    reference = [ReferenceScores(ref_mjj, ref_scores)]
+    spectra = select_spectra(mjj, scores, [window], EDGES, effs, references=reference)
     calibrated = scan_spectra(spectra)
     assert calibrated.fit_valid.all()
     assert calibrated.max_significance < 3
@@ -217,7 +222,7 @@ def test_reference_calibration_removes_the_bump_a_signal_region_classifier_sculp
         [window],
         EDGES,
         effs,
-        reference=reference,
+        references=reference,
     )
     assert scan_spectra(with_bump).max_significance > 5
 
@@ -225,7 +230,7 @@ def test_reference_calibration_removes_the_bump_a_signal_region_classifier_sculp
 def test_a_cell_with_too_few_sideband_events_is_not_tested():
     """A 4-parameter fit of ~20 sideband events could put a bump anywhere: the cell is skipped."""
     mjj, scores = background(3_000, seed=5)
-    window = SimpleNamespace(sr_low=3.3, sr_high=3.7, sb_low=2.7, sb_high=4.3)
+    window = Window(3.3, 3.7, sideband_width=0.6)
     spectra = select_spectra(mjj, scores, [window], EDGES, (1.0, 0.01))
     result = scan_spectra(spectra, ScanConfig(min_events_per_parameter=10))
     assert result.fit_valid[0, 0]
