@@ -18,6 +18,7 @@ import typer
 
 if TYPE_CHECKING:
     from analysis.config import SearchConfig
+    from analysis.results import SearchResult
 
 app = typer.Typer(
     help="Model-agnostic resonance searches: generative backgrounds, anomaly scores, bump hunts.",
@@ -107,24 +108,26 @@ def run(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) -> N
     """Run a whole search (resumes an interrupted run in the same output folder)."""
     cfg = _config(config, output)
 
-    def search() -> Any:
+    def search() -> SearchResult:
         from analysis.workflow import run_search
 
         return run_search(cfg)
 
     result = _guarded(search)
-    for label, method in result.results["methods"].items():
-        best = method["best"]
-        if best["window"] is None:
-            typer.echo(f"{label}: no window with a valid background model (see the report)")
+    for outcome in result.outcomes:
+        best = outcome.best
+        if best is None:
+            typer.echo(f"{outcome.label}: no window with a valid background model (see the report)")
             continue
-        glob = best.get("global_significance")
+        glob = best.global_significance
         glob_text = (
-            "" if glob is None else f", global Z {'>' if best['global_is_limit'] else ''}{glob:.2f}"
+            ""
+            if glob is None or glob.significance is None
+            else f", global Z {'>' if glob.is_limit else ''}{glob.significance:.2f}"
         )
         typer.echo(
-            f"{label}: largest excess in {best['window']} at efficiency {best['efficiency']:g}: "
-            f"local Z {best['local_significance']:.2f}{glob_text}"
+            f"{outcome.label}: largest excess in {best.window.name} at efficiency "
+            f"{best.efficiency:g}: local Z {best.local_significance:.2f}{glob_text}"
         )
     typer.echo(f"report: {result.output / 'report.md'}")
 

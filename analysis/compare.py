@@ -2,31 +2,41 @@
 
 Each (injection, seed) builds one benchmark: data with injected signal, an extra background
 sample for the idealized detector and a labelled test set in the signal region that no model
-trains on. Each detector is fitted on the data's window and scored on the test set; every
-(injection, seed, method) is a checkpointed unit run through the executor.
+trains on. Each detector is fitted on the data's window (an `analysis.units.DetectorUnit`, as a
+search fits it) and scored on the test set; every (injection, seed, method) is a checkpointed
+unit run through the executor, seeded by `SeedSequence([seed, injection, benchmark seed])`, and
+tied to the contents of its benchmark (a resumed comparison never mixes in other data).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.config import SearchConfig
 from analysis.data import build_features, lhco_benchmark_split, make_toy
-from analysis.executor import configured_executor, limited_threads
+from analysis.executor import configured_executor
+from analysis.inputs import toy_signal
 from analysis.metrics import compute_metrics, roc_curve
 from analysis.plots import plot_roc_sic
 from analysis.regions import Window
-from analysis.store import ResultStore, write_atomic, write_json
-from analysis.workflow import toy_signal
-from anomaly import make_detector
+from analysis.store import JSON, ResultStore, data_fingerprint, write_atomic, write_json
+from analysis.units import (
+    DetectorUnit,
+    Executor,
+    fit_unit,
+    make_unit_detector,
+    method_labels,
+    unit_seeds,
+    window_events,
+)
 
 __all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare"]
 
@@ -46,6 +56,11 @@ class Benchmark:
     data: pd.DataFrame
     extra_background: pd.DataFrame
     test: pd.DataFrame
+
+    def fingerprint(self) -> str:
+        """SHA-256 (16 hex digits) of the contents of its three tables."""
+        parts = (data_fingerprint(t) for t in (self.data, self.extra_background, self.test))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def _toy_in_region(
@@ -71,6 +86,11 @@ def _toy_in_region(
     return pd.concat(parts, ignore_index=True)
 
 
+def _benchmark_seed(config: SearchConfig, injection: int, seed: int) -> np.random.SeedSequence:
+    """Root of one benchmark's seeds: children 0-2 its data, 3 its detectors (one each)."""
+    return np.random.SeedSequence([config.seed, injection, seed])
+
+
 def make_benchmark(config: SearchConfig, injection: int, seed: int) -> Benchmark:
     """The data, extra background and test set of one (injection, seed)."""
     cmp = config.compare
@@ -85,9 +105,7 @@ def make_benchmark(config: SearchConfig, injection: int, seed: int) -> Benchmark
         return Benchmark(split.data, split.extra_background, split.test[sr])
     if config.data.source != "toy":
         raise ValueError("compare needs labelled data: data.source 'toy' or 'lhco'")
-    data_seed, extra_seed, test_seed = np.random.SeedSequence([config.seed, injection, seed]).spawn(
-        3
-    )
+    data_seed, extra_seed, test_seed = _benchmark_seed(config, injection, seed).spawn(3)
     signal = toy_signal(config.data)
     data = features(
         make_toy(config.data.n_background, injection, signal=signal, random_state=data_seed)
@@ -101,52 +119,35 @@ def make_benchmark(config: SearchConfig, injection: int, seed: int) -> Benchmark
 
 @dataclass(frozen=True)
 class CompareTask:
-    """One detector on one benchmark; it stores its metrics and ROC curve when done."""
+    """One detector unit on a benchmark; it stores its metrics and ROC curve when done."""
 
     key: str
-    method: str
-    options: dict[str, Any]
-    benchmark: Benchmark
-    window: Window
+    unit: DetectorUnit
+    test: pd.DataFrame
     features: tuple[str, ...]
-    seed: int
     min_background: int
     store_root: str
     fingerprint: str
-    threads: int = 1
 
 
 def _run_compare_task(task: CompareTask) -> str:
     """Fit the detector on the benchmark's window and score the held-out test set."""
-    with limited_threads(task.threads):
-        return _compare_one(task)
-
-
-def _compare_one(task: CompareTask) -> str:
-    start = time.perf_counter()
-    features = list(task.features)
-    data, window = task.benchmark.data, task.window
-    rows = window.sr_mask(data["mjj"]) | window.sb_mask(data["mjj"])
-    data = data[rows]
-    detector = make_detector(task.method, **task.options, random_state=task.seed)
-    extras = {}
-    if detector.uses_background:
-        extra = task.benchmark.extra_background
-        extras["background"] = extra.loc[window.sr_mask(extra["mjj"]), features].to_numpy()
     store = ResultStore(task.store_root, task.fingerprint)
-    if detector.uses_labels:
-        extras["labels"] = data["label"].to_numpy()
-        n_signal = int(data.loc[window.sr_mask(data["mjj"]), "label"].sum())
+    unit = task.unit
+    detector = make_unit_detector(unit)
+    if detector.uses_labels and unit.labels is not None:
+        n_signal = int(unit.labels[unit.in_sr].sum())
         if n_signal < detector.n_folds:
             # A supervised reference needs signal to learn from: nothing to compare at this point.
             reason = f"{n_signal} signal events in the signal region, fewer than the folds"
             store.save_json(task.key, {"skipped": reason})
             return task.key
-    detector.fit(
-        data[features].to_numpy(), data["mjj"].to_numpy(), window.sr_mask(data["mjj"]), **extras
+    start = time.perf_counter()
+    fitted = fit_unit(unit)
+    test = task.test
+    scores = fitted.detector.score_samples(
+        test[list(task.features)].to_numpy(), test["mjj"].to_numpy()
     )
-    test = task.benchmark.test
-    scores = detector.score_samples(test[features].to_numpy(), test["mjj"].to_numpy())
     labels = test["label"].to_numpy()
     metrics = compute_metrics(labels, scores, min_background=task.min_background)
     roc = roc_curve(labels, scores)
@@ -157,54 +158,59 @@ def _compare_one(task: CompareTask) -> str:
     return task.key
 
 
-def _method_labels(config: SearchConfig) -> list[str]:
-    names = [m.name for m in config.compare.methods]
-    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
-
-
-def run_compare(config: SearchConfig, *, executor: Any = None) -> dict[str, Any]:
-    """Compare the configured methods; write compare.json, compare.md and ROC/SIC plots."""
+def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask]:
+    """The unfinished units, each benchmark's contents checked against the folder's."""
     cmp = config.compare
-    # Its own folder: a comparison and a search of one config may share the output folder.
-    store = ResultStore(compare_folder(config), config.fingerprint("compare")).open()
     window = Window(*cmp.signal_region, sideband_width=cmp.sideband_width)
-    labels = _method_labels(config)
+    labels = method_labels(cmp.methods)
+    features = tuple(config.data.features)
     tasks = []
     for injection in cmp.injections:
         for seed in cmp.seeds:
-            pending = [
-                (m, label)
-                for m, label in enumerate(labels)
-                if not store.has(f"compare/inj{injection}/seed{seed}/{label}")
-            ]
-            if not pending:
-                continue
             benchmark = make_benchmark(config, injection, seed)
-            for m, label in pending:
+            store.check_data(benchmark.fingerprint(), part=f"inj{injection}/seed{seed}")
+            seeds = unit_seeds(_benchmark_seed(config, injection, seed).spawn(4)[3], len(labels))
+            events = window_events(window, benchmark.data, features, benchmark.extra_background)
+            for m, label in enumerate(labels):
+                key = f"compare/inj{injection}/seed{seed}/{label}"
+                if store.has(key):
+                    continue
                 method = cmp.methods[m]
+                unit = DetectorUnit(
+                    method=method.name,
+                    options=dict(method.options),
+                    window=window,
+                    seed=seeds[m],
+                    threads=config.executor.threads_per_task,
+                    **events,
+                )
                 tasks.append(
                     CompareTask(
-                        key=f"compare/inj{injection}/seed{seed}/{label}",
-                        method=method.name,
-                        options=dict(method.options),
-                        benchmark=benchmark,
-                        window=window,
-                        features=tuple(config.data.features),
-                        seed=seed * 1000 + m,
-                        min_background=cmp.min_background,
-                        store_root=str(store.root),
-                        fingerprint=store.fingerprint,
-                        threads=config.executor.threads_per_task,
+                        key,
+                        unit,
+                        benchmark.test,
+                        features,
+                        cmp.min_background,
+                        str(store.root),
+                        store.fingerprint,
                     )
                 )
+    return tasks
+
+
+def run_compare(config: SearchConfig, *, executor: Executor | None = None) -> JSON:
+    """Compare the configured methods; write compare.json, compare.md and ROC/SIC plots."""
+    # Its own folder: a comparison and a search of one config may share the output folder.
+    store = ResultStore(compare_folder(config), config.fingerprint("compare")).open()
+    tasks = _compare_tasks(config, store)
     with contextlib.ExitStack() as stack:
         if executor is None:
             executor = stack.enter_context(configured_executor(config.executor))
         executor.map(_run_compare_task, tasks)
-    return _summarise(config, store, labels)
+    return _summarise(config, store, method_labels(config.compare.methods))
 
 
-def _summarise(config: SearchConfig, store: ResultStore, labels: list[str]) -> dict[str, Any]:
+def _summarise(config: SearchConfig, store: ResultStore, labels: list[str]) -> JSON:
     cmp, output = config.compare, compare_folder(config)
     rows, summary, plots = [], [], []
     for injection in cmp.injections:
@@ -239,7 +245,7 @@ def _summarise(config: SearchConfig, store: ResultStore, labels: list[str]) -> d
     return result
 
 
-def _median_row(injection: int, label: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _median_row(injection: int, label: str, records: list[JSON]) -> JSON:
     skipped = sorted({r["skipped"] for r in records if "skipped" in r})
     records = [r for r in records if "skipped" not in r]
 
@@ -269,7 +275,7 @@ def _median_row(injection: int, label: str, records: list[dict[str, Any]]) -> di
     }
 
 
-def _markdown(result: dict[str, Any]) -> str:
+def _markdown(result: JSON) -> str:
     def fmt(value: float | None, spec: str) -> str:
         return "inf" if value is None else format(value, spec)
 

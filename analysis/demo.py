@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from analysis.data import DEFAULT_FEATURES, build_features, make_toy
 from analysis.regions import Window
@@ -50,7 +48,10 @@ def run_demo(
     sr_x, sr_m = parts.sr[features].to_numpy(), parts.sr[["mjj"]].to_numpy()
     template = flow.sample(sr_m, random_state=random_state)
 
-    fig, axes = plt.subplots(1, len(features), figsize=(4 * len(features), 3.5))
+    # A figure of its own, outside pyplot: the process's matplotlib backend is left alone.
+    fig = Figure(figsize=(4 * len(features), 3.5))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(features))
     for i, (ax, name) in enumerate(zip(axes, features, strict=True)):
         bins = np.linspace(*np.quantile(sr_x[:, i], [0.001, 0.999]), 50)
         ax.hist(sr_x[:, i], bins, density=True, histtype="step", label="SR data (toy)")
@@ -60,7 +61,6 @@ def run_demo(
     fig.tight_layout()
     plot_path = output / "demo_template.png"
     fig.savefig(plot_path, dpi=100)
-    plt.close(fig)
 
     model_path = flow.save(output / "demo_flow.pt")
     result = DemoResult(

@@ -1,7 +1,8 @@
 """Plots of a search in a HEP style: spectra and fits, significance maps, scores, ROC/SIC.
 
 Every function draws one figure, writes it atomically to `path` (PNG) and returns the path; the
-style is applied in a context, never globally.
+style is applied in a context, never globally. Figures are `matplotlib.figure.Figure` objects
+rendered by Agg directly: nothing here touches pyplot or the process's matplotlib backend.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib as mpl
 import mplhep
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from generative.fileio import write_atomic
 
@@ -31,14 +31,20 @@ __all__ = [
 
 @contextmanager
 def _style() -> Iterator[None]:
-    with plt.style.context(mplhep.style.ROOT), plt.rc_context({"font.size": 12}):
+    with mpl.style.context(mplhep.style.ROOT), mpl.rc_context({"font.size": 12}):
         yield
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _figure(**kwargs: object) -> Figure:
+    """A figure drawn by Agg, outside pyplot (no global figure manager, no backend change)."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return write_atomic(path, buffer.getvalue())
 
 
@@ -55,9 +61,8 @@ def plot_spectrum_fit(
     `expected` may hold NaN where the background is not modelled (drawn as a gap, no pull).
     """
     with _style():
-        fig, (top, bottom) = plt.subplots(
-            2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-        )
+        fig = _figure(figsize=(7, 6))
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         centres = 0.5 * (edges[1:] + edges[:-1])
         top.errorbar(centres, observed, yerr=np.sqrt(observed), fmt="ko", ms=3, label="selected")
         if expected is not None and np.isfinite(expected).any():
@@ -90,7 +95,8 @@ def plot_significance_map(
     """Local significance per window (rows) and selection efficiency (columns)."""
     values = np.asarray(significances, dtype=float)
     with _style():
-        fig, ax = plt.subplots(figsize=(1.4 * len(efficiencies) + 3, 0.5 * len(window_labels) + 2))
+        fig = _figure(figsize=(1.4 * len(efficiencies) + 3, 0.5 * len(window_labels) + 2))
+        ax = fig.subplots()
         image = ax.imshow(values, cmap="viridis", aspect="auto", vmin=0)
         for (i, j), z in np.ndenumerate(values):
             ax.text(
@@ -119,7 +125,8 @@ def plot_scores(
     high = max(float(v.max()) for v in finite if v.size)
     edges = np.linspace(low, high, bins + 1)
     with _style():
-        fig, ax = plt.subplots(figsize=(7, 5))
+        fig = _figure(figsize=(7, 5))
+        ax = fig.subplots()
         for name, values in zip(samples, finite, strict=True):
             ax.hist(values, edges, density=True, histtype="step", lw=1.5, label=name)
         ax.set_yscale("log")
@@ -138,7 +145,8 @@ def plot_roc_sic(
     `curves` maps a label to (eps_S, eps_B) arrays.
     """
     with _style():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+        fig = _figure(figsize=(12, 5))
+        left, right = fig.subplots(1, 2)
         for name, (eps_s, eps_b) in curves.items():
             keep = eps_b > 0
             left.plot(eps_s[keep], eps_s[keep] / np.sqrt(eps_b[keep]), label=name)
@@ -165,7 +173,8 @@ def plot_template(
     """Marginal distributions of each feature for several samples (e.g. SR data vs template)."""
     first = next(iter(samples.values()))
     with _style():
-        fig, axes = plt.subplots(1, len(feature_names), figsize=(4 * len(feature_names), 4))
+        fig = _figure(figsize=(4 * len(feature_names), 4))
+        axes = fig.subplots(1, len(feature_names))
         axes = np.atleast_1d(axes)
         for i, (ax, name) in enumerate(zip(axes, feature_names, strict=True)):
             edges = np.linspace(*np.quantile(first[:, i], [0.001, 0.999]), 41)
@@ -192,7 +201,8 @@ def plot_limits(
     masses = np.asarray(masses, dtype=float)
     bands = np.array([values(row) for row in expected]).reshape(len(masses), 5)
     with _style():
-        fig, ax = plt.subplots(figsize=(7, 5))
+        fig = _figure(figsize=(7, 5))
+        ax = fig.subplots()
         ax.fill_between(
             masses, bands[:, 0], bands[:, 4], color="#ffdf00", label=r"expected $\pm 2\sigma$"
         )

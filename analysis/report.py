@@ -1,13 +1,17 @@
-"""Outputs of a search: `results.json` (every number shown), plots and a Markdown report."""
+"""Outputs of a search: `results.json` (every number shown), plots and a Markdown report.
+
+The report draws what the stages computed (`analysis.results`): it refits nothing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from analysis.config import SearchConfig
 from analysis.plots import (
     plot_limits,
     plot_scores,
@@ -16,12 +20,33 @@ from analysis.plots import (
     plot_template,
 )
 from analysis.regions import Window
-from analysis.store import write_atomic, write_json
+from analysis.results import MethodOutcome, SearchData
+from analysis.store import JSON, write_atomic, write_json
 
-__all__ = ["write_report"]
+__all__ = ["MethodPlots", "write_report"]
 
 
-def _truth(data: Any, windows: Sequence[Window], outcome: Any) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class MethodPlots:
+    """The plots of one method."""
+
+    significance: Path
+    #: each cell's selected spectrum with its background model, by (window, efficiency index)
+    spectra: dict[tuple[int, int], Path]
+    scores: Path
+    limits: Path | None
+    template: Path | None
+    #: the spectrum of the most significant valid cell, None when no cell is valid
+    best: Path | None
+
+    def all(self) -> list[Path]:
+        """Every plot, in the order results.json lists them."""
+        extra = [p for p in (self.limits,) if p is not None]
+        last = [p for p in (self.template,) if p is not None]
+        return [self.significance, *self.spectra.values(), *extra, self.scores, *last]
+
+
+def _truth(data: SearchData, windows: Sequence[Window], outcome: MethodOutcome) -> JSON | None:
     """Signal events (from truth labels) in each SR and passing each cell's selection."""
     events = data.events
     if "label" not in events:
@@ -35,54 +60,19 @@ def _truth(data: Any, windows: Sequence[Window], outcome: Any) -> dict[str, Any]
     return {"signal_in_sr": [int(m.sum()) for m in in_sr], "signal_selected_in_sr": passing}
 
 
-def _closure(outcome: Any) -> list[dict[str, Any]] | None:
-    """Per window the reference closure of the scan, with the template's own quality tests."""
-    if outcome.scan.closure is None:
-        return None
-    return [
-        {**closure.to_dict(), "template_tests": tests}
-        for closure, tests in zip(outcome.scan.closure, outcome.template_tests, strict=True)
-    ]
-
-
-def _best(outcome: Any, windows: Sequence[Window]) -> dict[str, Any]:
-    scan = outcome.scan
-    if not np.isfinite(scan.max_significance):
+def _best(outcome: MethodOutcome) -> JSON:
+    best = outcome.best
+    if best is None:
         return {"window": None, "efficiency": None, "local_significance": None}
-    w, e = scan.best
-    best = {
-        "window": windows[w].name,
-        "window_index": w,
-        "sr": [windows[w].sr_low, windows[w].sr_high],
-        "efficiency": float(scan.efficiencies[e]),
-        "local_significance": float(scan.significances[w, e]),
-        "local_p_value": float(scan.p_values[w, e]),
-        "signal_yield": float(scan.signal_yields[w, e]),
-    }
-    if outcome.lee is not None:
-        best["global_significance"] = outcome.lee["global_significance"]
-        best["global_p_value"] = outcome.lee["global_p_value"]
-        best["global_is_limit"] = outcome.lee["is_limit"]
-        best["global_significance_error"] = outcome.lee.get("global_significance_error")
-        best["global_method"] = outcome.lee.get("method")
-    return best
+    return best.to_dict()
 
 
-def _plots(
-    config: Any, data: Any, windows: Sequence[Window], outcome: Any, folder: Path
-) -> list[str]:
-    """Significance map, every cell's spectrum with its fit, and score distributions."""
+def _spectrum_plots(
+    outcome: MethodOutcome, windows: Sequence[Window], folder: Path
+) -> dict[tuple[int, int], Path]:
+    """Every cell's selected spectrum over its window's fit range, with the scan's model."""
     scan, spectra = outcome.scan, outcome.spectra
-    labels = [f"{w.sr_low:.2f}-{w.sr_high:.2f}" for w in windows]
-    paths = [
-        plot_significance_map(
-            folder / f"{outcome.label}_significance.png",
-            labels,
-            list(scan.efficiencies),
-            np.where(scan.fit_valid, scan.significances, np.nan),
-            f"{outcome.label}: local Z",
-        )
-    ]
+    paths = {}
     for w, window in enumerate(windows):
         # The window's fit range only: no model outside it.
         bins = window.bins(spectra.edges).fit_range
@@ -90,25 +80,42 @@ def _plots(
         edges = spectra.edges[np.r_[index, index[-1] + 1]]
         for e, eff in enumerate(spectra.efficiencies):
             z = scan.significances[w, e]
-            paths.append(
-                plot_spectrum_fit(
-                    folder / f"{outcome.label}_w{w:02d}_eff{eff:g}.png",
-                    edges,
-                    spectra.counts[w, e][bins],
-                    scan.expected[w, e][bins],
-                    (window.sr_low, window.sr_high),
-                    f"{outcome.label}, {window.name}, efficiency {eff:g}, local Z = {z:.2f}",
-                )
+            paths[w, e] = plot_spectrum_fit(
+                folder / f"{outcome.label}_w{w:02d}_eff{eff:g}.png",
+                edges,
+                spectra.counts[w, e][bins],
+                scan.expected[w, e][bins],
+                (window.sr_low, window.sr_high),
+                f"{outcome.label}, {window.name}, efficiency {eff:g}, local Z = {z:.2f}",
             )
+    return paths
+
+
+def _plots(
+    config: SearchConfig,
+    data: SearchData,
+    windows: Sequence[Window],
+    outcome: MethodOutcome,
+    folder: Path,
+) -> MethodPlots:
+    """Significance map, every cell's spectrum with its fit, limits, score distributions."""
+    scan = outcome.scan
+    significance = plot_significance_map(
+        folder / f"{outcome.label}_significance.png",
+        [f"{w.sr_low:.2f}-{w.sr_high:.2f}" for w in windows],
+        list(scan.efficiencies),
+        np.where(scan.fit_valid, scan.significances, np.nan),
+        f"{outcome.label}: local Z",
+    )
+    spectra = _spectrum_plots(outcome, windows, folder)
+    limits = None
     if outcome.limits and any(limit["valid"] for limit in outcome.limits):
-        paths.append(
-            plot_limits(
-                folder / f"{outcome.label}_limits.png",
-                [0.5 * sum(limit["signal_region"]) for limit in outcome.limits],
-                [limit["observed"] for limit in outcome.limits],
-                [limit["expected"] for limit in outcome.limits],
-                f"{outcome.label}: CLs limits at efficiency {outcome.limits[0]['efficiency']:g}",
-            )
+        limits = plot_limits(
+            folder / f"{outcome.label}_limits.png",
+            [0.5 * sum(limit["signal_region"]) for limit in outcome.limits],
+            [limit["observed"] for limit in outcome.limits],
+            [limit["expected"] for limit in outcome.limits],
+            f"{outcome.label}: CLs limits at efficiency {outcome.limits[0]['efficiency']:g}",
         )
     w_best = scan.best[0] if np.isfinite(scan.max_significance) else 0
     window = windows[w_best]
@@ -122,32 +129,30 @@ def _plots(
         sr_signal = window.sr_mask(mjj) & (data.events["label"].to_numpy() == 1)
         if sr_signal.any():
             samples["signal region, true signal"] = scores[sr_signal]
-    paths.append(
-        plot_scores(
-            folder / f"{outcome.label}_scores.png", samples, f"{outcome.label}, {window.name}"
-        )
+    score_plot = plot_scores(
+        folder / f"{outcome.label}_scores.png", samples, f"{outcome.label}, {window.name}"
     )
+    template_plot = None
     template = outcome.templates.get(w_best)
     if template is not None:
         features = list(config.data.features)
         sr = data.events.loc[window.sr_mask(mjj), features].to_numpy()
         sb = data.events.loc[window.sb_mask(mjj), features].to_numpy()
-        paths.append(
-            plot_template(
-                folder / f"{outcome.label}_template.png",
-                features,
-                {"SR data": sr, "background template": template, "sidebands": sb},
-                f"{outcome.label}, {window.name}",
-            )
+        template_plot = plot_template(
+            folder / f"{outcome.label}_template.png",
+            features,
+            {"SR data": sr, "background template": template, "sidebands": sb},
+            f"{outcome.label}, {window.name}",
         )
-    return [str(p) for p in paths]
+    best = spectra[scan.best] if np.isfinite(scan.max_significance) else None
+    return MethodPlots(significance, spectra, score_plot, limits, template_plot, best)
 
 
-def _fmt(value: Any, spec: str = ".2f") -> str:
+def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def _limits_section(limits: list[dict] | None) -> list[str]:
+def _limits_section(limits: list[JSON] | None) -> list[str]:
     """Markdown table of the CLs limits per window."""
     if not limits:
         return []
@@ -172,7 +177,7 @@ def _limits_section(limits: list[dict] | None) -> list[str]:
     return lines
 
 
-def _bias_section(bias: list[dict] | None) -> list[str]:
+def _bias_section(bias: list[JSON] | None) -> list[str]:
     """Markdown summary of the bias tests and F-test choices (with stats.bias_test)."""
     if not bias:
         return []
@@ -196,13 +201,57 @@ def _bias_section(bias: list[dict] | None) -> list[str]:
     return lines
 
 
-def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, plots: dict) -> str:
+def _link(path: Path, alt: str | None = None) -> str:
+    return f"![{alt or path.stem}](plots/{path.name})"
+
+
+def _global_text(best: JSON) -> str:
+    global_z = _fmt(best.get("global_significance"))
+    if best.get("global_is_limit"):
+        global_z = f"> {global_z}"
+    elif best.get("global_significance_error"):
+        global_z += f" +- {best['global_significance_error']:.2f}"
+    if best.get("global_method"):
+        global_z += f" ({best['global_method']})"
+    return global_z
+
+
+def _closure_lines(closure: list[JSON] | None) -> list[str]:
+    lines = []
+    for c in closure or []:
+        tests = c.get("template_tests") or {}
+        if tests:
+            lines.append(
+                f"- {c['window']}: template tests (two-sample AUC, data vs model; 0.5 = "
+                "indistinguishable): "
+                + "; ".join(
+                    f"{name} {t['auc']:.4f} +- {t['error']:.4f} ({t['z']:+.1f} sigma)"
+                    for name, t in tests.items()
+                )
+            )
+        if not c["passed"]:
+            lines.append(
+                f"- **{c['window']}: not used.** The classifier separates the data from the "
+                f"reference (AUC {c['auc_data_vs_reference']:.4f}, at most "
+                f"{c['auc_allowed']:.4f} with the observed excess as signal): the reference "
+                "is mismodelled and the window's excesses would be artefacts."
+            )
+    return lines
+
+
+def _markdown(
+    config: SearchConfig,
+    data: SearchData,
+    windows: Sequence[Window],
+    methods: dict[str, JSON],
+    plots: dict[str, MethodPlots],
+) -> str:
+    about = data.description
     lines = [
         "# Resonance search report",
         "",
-        f"Data: {data.description['source']}, {data.description['n_events']} events in "
-        f"{data.description['mjj_range'][0]}-{data.description['mjj_range'][1]} TeV; features "
-        f"{', '.join(data.description['features'])}.",
+        f"Data: {about.source}, {about.n_events} events in "
+        f"{about.mjj_range[0]}-{about.mjj_range[1]} TeV; features {', '.join(about.features)}.",
         f"Windows: {len(windows)} from {windows[0].sr_low:.2f} to {windows[-1].sr_high:.2f} TeV; "
         f"selection efficiencies {', '.join(f'{e:g}' for e in config.stats.efficiencies)}; "
         f"background: {config.stats.n_params}-parameter dijet fits of each window's sidebands; "
@@ -215,72 +264,46 @@ def _markdown(config: Any, data: Any, windows: Sequence[Window], methods: dict, 
     ]
     for label, m in methods.items():
         best = m["best"]
-        global_z = _fmt(best.get("global_significance"))
-        if best.get("global_is_limit"):
-            global_z = f"> {global_z}"
-        elif best.get("global_significance_error"):
-            global_z += f" +- {best['global_significance_error']:.2f}"
-        if best.get("global_method"):
-            global_z += f" ({best['global_method']})"
         lines.append(
             f"| {label} | {best['window'] or 'n/a'} | {_fmt(best['efficiency'], 'g')} | "
-            f"{_fmt(best['local_significance'])} | {global_z} | {m['detector_seconds']:.0f} |"
+            f"{_fmt(best['local_significance'])} | {_global_text(best)} | "
+            f"{m['detector_seconds']:.0f} |"
         )
     truth = next((m["truth"] for m in methods.values() if m["truth"] is not None), None)
-    if truth is not None and data.description["n_signal"]:
-        lines += ["", f"Injected signal: {data.description['n_signal']} events; in each SR:", ""]
+    if truth is not None and about.n_signal:
+        lines += ["", f"Injected signal: {about.n_signal} events; in each SR:", ""]
         lines += [f"- {w.name}: {n}" for w, n in zip(windows, truth["signal_in_sr"], strict=True)]
     for label, files in plots.items():
-        lines += ["", f"## {label}", ""]
-        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files[:1]]
-        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "scores" in f]
-        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "template" in f]
-        lines += [f"![{Path(f).stem}](plots/{Path(f).name})" for f in files if "_limits" in f]
-        best = methods[label]["best"]
-        if best["window"] is not None:
-            eff = best["efficiency"]
-            name = f"{label}_w{best['window_index']:02d}_eff{eff:g}.png"
-            lines.append(f"![best cell](plots/{name})")
-        lines.append("")
-        lines.append(f"Background model: {methods[label]['background_model']}.")
-        for c in methods[label]["reference_closure"] or []:
-            tests = c.get("template_tests") or {}
-            if tests:
-                lines.append(
-                    f"- {c['window']}: template tests (two-sample AUC, data vs model; 0.5 = "
-                    "indistinguishable): "
-                    + "; ".join(
-                        f"{name} {t['auc']:.4f} +- {t['error']:.4f} ({t['z']:+.1f} sigma)"
-                        for name, t in tests.items()
-                    )
-                )
-            if not c["passed"]:
-                lines.append(
-                    f"- **{c['window']}: not used.** The classifier separates the data from the "
-                    f"reference (AUC {c['auc_data_vs_reference']:.4f}, at most "
-                    f"{c['auc_allowed']:.4f} with the observed excess as signal): the reference "
-                    "is mismodelled and the window's excesses would be artefacts."
-                )
-        lines += _limits_section(methods[label]["limits"])
-        lines += _bias_section(methods[label]["bias_test"])
+        method = methods[label]
+        lines += ["", f"## {label}", "", _link(files.significance), _link(files.scores)]
+        lines += [_link(p) for p in (files.template, files.limits) if p is not None]
+        if files.best is not None:
+            lines.append(_link(files.best, "best cell"))
+        lines += ["", f"Background model: {method['background_model']}."]
+        lines += _closure_lines(method["reference_closure"])
+        lines += _limits_section(method["limits"])
+        lines += _bias_section(method["bias_test"])
         lines.append("")
         lines.append(
             "All spectra: "
-            + ", ".join(f"[{Path(f).stem}](plots/{Path(f).name})" for f in files if "_eff" in f)
+            + ", ".join(f"[{p.stem}](plots/{p.name})" for p in files.spectra.values())
         )
     return "\n".join(lines) + "\n"
 
 
 def write_report(
-    config: Any, data: Any, windows: Sequence[Window], outcomes: Sequence[Any]
-) -> dict:
+    config: SearchConfig,
+    data: SearchData,
+    windows: Sequence[Window],
+    outcomes: Sequence[MethodOutcome],
+) -> JSON:
     """Write results.json, the plots and report.md into the output folder; return the results."""
     output = Path(config.output)
-    methods: dict[str, Any] = {}
-    plots: dict[str, list[str]] = {}
+    methods: dict[str, JSON] = {}
+    plots: dict[str, MethodPlots] = {}
     for outcome in outcomes:
         methods[outcome.label] = {
-            "best": _best(outcome, windows),
+            "best": _best(outcome),
             "scan": outcome.scan.to_dict(),
             "look_elsewhere": outcome.lee,
             "limits": outcome.limits,
@@ -291,20 +314,20 @@ def write_report(
                 if outcome.spectra.reference_efficiency is None
                 else "inclusive sideband fit x the cut's efficiency on the method's reference"
             ),
-            "reference_closure": _closure(outcome),
+            "reference_closure": outcome.closure(),
             "detector_seconds": outcome.seconds,
             "sideband_events_scored_by_models_that_saw_them": outcome.n_seen,
         }
         plots[outcome.label] = _plots(config, data, windows, outcome, output / "plots")
     results = {
         "fingerprint": config.fingerprint(),
-        "data": data.description,
+        "data": data.description.to_dict(),
         "windows": [
             {"name": w.name, "sr": [w.sr_low, w.sr_high], "fit_range": [w.sb_low, w.sb_high]}
             for w in windows
         ],
         "methods": methods,
-        "plots": {k: [str(Path(p).relative_to(output)) for p in v] for k, v in plots.items()},
+        "plots": {k: [str(p.relative_to(output)) for p in v.all()] for k, v in plots.items()},
     }
     write_json(output / "results.json", results)
     write_atomic(output / "report.md", _markdown(config, data, windows, methods, plots))

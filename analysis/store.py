@@ -25,6 +25,7 @@ import pandas as pd
 from generative.fileio import write_atomic
 
 __all__ = [
+    "JSON",
     "ConfigChangedError",
     "CorruptCheckpointError",
     "ResultStore",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: a JSON document as a checkpoint holds it (e.g. the `to_dict` of a statistics record)
+JSON = dict[str, Any]
 
 #: name of the checksum entry inside a unit's .npz, and key of the JSON envelope
 _CHECKSUM = "__sha256__"
@@ -131,19 +135,24 @@ class ResultStore:
         write_json(self._manifest_path, {"fingerprint": self.fingerprint})
         return self
 
-    def check_data(self, fingerprint: str) -> None:
-        """Tie the folder to the data contents; refuse results computed from other data."""
+    def check_data(self, fingerprint: str, part: str | None = None) -> None:
+        """Tie the folder to the data contents; refuse results computed from other data.
+
+        `part` names one of several data sets (e.g. a comparison's benchmark) tied separately.
+        """
         manifest = self._manifest()
-        found = manifest.get("data")
+        name = "data" if part is None else f"data/{part}"
+        found = manifest.get(name)
         if found == fingerprint:
             return
         if found is not None and self.holds_results():
+            what = "input data" if part is None else f"data of {part}"
             raise ConfigChangedError(
-                f"{self.root} holds results of other input data (data fingerprint {found}, these "
+                f"{self.root} holds results of other {what} (data fingerprint {found}, these "
                 f"data {fingerprint}): an input file changed; choose a new output folder or "
                 "remove it"
             )
-        write_json(self._manifest_path, {**manifest, "data": fingerprint})
+        write_json(self._manifest_path, {**manifest, name: fingerprint})
 
     def _path(self, key: str, suffix: str) -> Path:
         return self.root / "units" / f"{key}{suffix}"

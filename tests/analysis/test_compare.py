@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import analysis.compare as compare
+import analysis.units as units
 from analysis.compare import make_benchmark, run_compare
 from analysis.config import load_config
 from tests.analysis.search_configs import FAST_HGB, tiny
@@ -70,7 +70,7 @@ def test_compare_writes_metrics_per_method_and_injection_and_resumes(tmp_path, m
     def never(*args, **kwargs):
         raise AssertionError("a finished comparison unit was fitted again")
 
-    monkeypatch.setattr(compare, "make_detector", never)
+    monkeypatch.setattr(units, "make_detector", never)
     assert run_compare(config)["summary"] == result["summary"]
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import analysis.workflow as workflow
+import analysis.units as units
 from analysis.config import load_config
 from analysis.store import ConfigChangedError
 from analysis.workflow import run_search
@@ -59,7 +59,7 @@ def test_resume_after_a_crash_gives_identical_results(tmp_path, monkeypatch):
     reference = run_search(load_config(tiny(tmp_path, "uninterrupted"))).results
 
     calls = {"n": 0}
-    real = workflow.make_detector
+    real = units.make_detector
 
     def crash_on_second(*args, **kwargs):
         calls["n"] += 1
@@ -67,14 +67,14 @@ def test_resume_after_a_crash_gives_identical_results(tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(workflow, "make_detector", crash_on_second)
+    monkeypatch.setattr(units, "make_detector", crash_on_second)
     config = load_config(tiny(tmp_path, "resumed"))
     with pytest.raises(KeyboardInterrupt):
         run_search(config)
     done = list((config.output / "units" / "scores" / "cwola").glob("*.npz"))
     assert len(done) == 1  # the first window finished and was kept
 
-    monkeypatch.setattr(workflow, "make_detector", real)
+    monkeypatch.setattr(units, "make_detector", real)
     resumed = run_search(config).results
     assert numbers(resumed) == numbers(reference)
 
@@ -86,7 +86,7 @@ def test_rerun_skips_finished_units(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("a finished unit was fitted again")
 
-    monkeypatch.setattr(workflow, "make_detector", never)
+    monkeypatch.setattr(units, "make_detector", never)
     assert run_search(config).results["methods"] == first["methods"]
 
 

@@ -1,0 +1,135 @@
+"""Units of work of `run` and `compare`: one detector fitted on one window's events.
+
+Both commands name their methods with `method_labels`, seed every unit with `unit_seeds` (a
+child of `numpy.random.SeedSequence.spawn` per unit, in a fixed order, so results do not depend
+on scheduling), cut each window's events with `window_events` and fit with `fit_unit`, which
+hands back the detector's `anomaly.results.DetectorResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import MethodConfig
+from analysis.executor import limited_threads
+from analysis.regions import Window
+from anomaly import make_detector
+from anomaly.base import AnomalyDetector
+from anomaly.results import DetectorResult
+
+__all__ = [
+    "DetectorUnit",
+    "Executor",
+    "FittedUnit",
+    "fit_unit",
+    "make_unit_detector",
+    "method_labels",
+    "unit_seeds",
+    "window_events",
+]
+
+
+class Executor(Protocol):
+    """Runs tasks, anywhere: `map(fn, tasks)` returns the results in task order."""
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        """Apply `fn` to every task."""
+        ...
+
+
+def method_labels(methods: Sequence[MethodConfig]) -> list[str]:
+    """A label per configured method: its name, with its index when the name repeats."""
+    names = [m.name for m in methods]
+    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
+
+
+def unit_seeds(seed: np.random.SeedSequence, n: int) -> list[int]:
+    """`n` integer seeds, one per unit, from the children of `seed.spawn(n)`."""
+    return [int(child.generate_state(1)[0] >> 1) for child in seed.spawn(n)]
+
+
+@dataclass(frozen=True)
+class DetectorUnit:
+    """One detector on one window: its events (a window's SR and sidebands) and seed."""
+
+    method: str
+    options: dict[str, Any]
+    window: Window
+    X: np.ndarray
+    mjj: np.ndarray
+    in_sr: np.ndarray
+    seed: int
+    #: the idealized detector's extra background in the signal region, and its masses
+    background: np.ndarray | None = None
+    background_mjj: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    threads: int = 1
+
+
+def window_events(
+    window: Window,
+    events: pd.DataFrame,
+    features: Sequence[str],
+    extra_background: pd.DataFrame | None = None,
+) -> dict[str, np.ndarray | None]:
+    """A window's arrays for a `DetectorUnit`: its rows of `events` and extra SR background."""
+    features = list(features)
+    mjj_all = events["mjj"].to_numpy()
+    rows = window.sr_mask(mjj_all) | window.sb_mask(mjj_all)
+    mjj = mjj_all[rows]
+    out: dict[str, np.ndarray | None] = {
+        "X": events.loc[rows, features].to_numpy(),
+        "mjj": mjj,
+        "in_sr": window.sr_mask(mjj),
+        "labels": events.loc[rows, "label"].to_numpy() if "label" in events else None,
+        "background": None,
+        "background_mjj": None,
+    }
+    if extra_background is not None:
+        in_sr = window.sr_mask(extra_background["mjj"])
+        out["background"] = extra_background.loc[in_sr, features].to_numpy()
+        out["background_mjj"] = extra_background.loc[in_sr, "mjj"].to_numpy()
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class FittedUnit:
+    """A fitted unit: the detector (to score new events), its result and the fit's seconds."""
+
+    detector: AnomalyDetector
+    result: DetectorResult
+    seconds: float
+
+
+def make_unit_detector(unit: DetectorUnit) -> AnomalyDetector:
+    """The unit's detector, configured and seeded, not fitted."""
+    return make_detector(unit.method, **unit.options, random_state=unit.seed)
+
+
+def fit_unit(unit: DetectorUnit) -> FittedUnit:
+    """Fit the unit's detector (with `unit.threads` threads) on its window's events."""
+    start = time.perf_counter()
+    with limited_threads(unit.threads):
+        detector = make_unit_detector(unit)
+        extras: dict[str, np.ndarray] = {}
+        if detector.uses_background:
+            if unit.background is None:
+                raise ValueError(f"{unit.method} needs an extra background sample (toy data only)")
+            extras["background"] = unit.background
+            if unit.background_mjj is not None:
+                extras["background_mjj"] = unit.background_mjj
+        if detector.uses_labels:
+            if unit.labels is None:
+                raise ValueError(f"{unit.method} needs truth labels; the data have none")
+            extras["labels"] = unit.labels
+        try:
+            result = detector.fit(unit.X, unit.mjj, unit.in_sr, **extras).result_
+        except ValueError as err:
+            raise ValueError(f"{unit.method} on window {unit.window.name}: {err}") from err
+    return FittedUnit(detector, result, time.perf_counter() - start)
