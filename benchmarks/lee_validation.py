@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from analysis.executor import InProcessExecutor, ProcessPoolExecutor
 from analysis.stats import (
     extrapolate_global,
     look_elsewhere,
 )
-from benchmarks.scan_lee import SEARCH_CONFIG, synthetic_search
+from benchmarks.scan_lee import SEARCH_CONFIG, pseudo_executor, search_setup, synthetic_search
 from generative.fileio import write_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lee_validation.json"
@@ -74,7 +73,7 @@ def main() -> None:
     start = time.perf_counter()
     config = SEARCH_CONFIG
     spectra, windows = synthetic_search(args.events, 0, args.seed)
-    executor = ProcessPoolExecutor(args.workers) if args.workers > 1 else InProcessExecutor()
+    executor = pseudo_executor(args.workers)
     lee = look_elsewhere(spectra, config, args.n_pseudo, executor, random_state=args.seed)
     wall = time.perf_counter() - start
     load_end = os.getloadavg()
@@ -86,17 +85,7 @@ def main() -> None:
     finite = maps[np.isfinite(maps)]
     payload = {
         "benchmark": "lee_validation",
-        "setup": {
-            "events": args.events,
-            "windows": len(windows),
-            "efficiencies": list(config.efficiencies),
-            "n_params": config.n_params,
-            "n_pseudo": args.n_pseudo,
-            "workers": args.workers,
-            "cpu_count": os.cpu_count(),
-            "load_average_start": load_start,
-            "load_average_end": load_end,
-        },
+        "setup": search_setup(args, len(windows), (load_start, load_end)),
         "wall_seconds": wall,
         "lee_cpu_seconds": lee.cpu_seconds,
         "n_tested_cells": lee.n_tested_cells,

@@ -58,6 +58,29 @@ def synthetic_search(n_events: int, n_signal: int, seed: int):
     return select_spectra(mjj, scores, windows, edges, SEARCH_CONFIG.efficiencies), windows
 
 
+def pseudo_executor(workers: int) -> ProcessPoolExecutor | InProcessExecutor:
+    """Where the pseudo-experiments run: a pool of `workers` processes, or in process."""
+    return ProcessPoolExecutor(workers) if workers > 1 else InProcessExecutor()
+
+
+def search_setup(
+    args: argparse.Namespace, n_windows: int, load: tuple[tuple[float, ...], tuple[float, ...]]
+) -> dict:
+    """The benchmark search's setup as the JSON of both look-elsewhere benchmarks records it."""
+    config = SEARCH_CONFIG
+    return {
+        "events": args.events,
+        "windows": n_windows,
+        "efficiencies": list(config.efficiencies),
+        "n_params": config.n_params,
+        "n_pseudo": args.n_pseudo,
+        "workers": args.workers,
+        "cpu_count": os.cpu_count(),
+        "load_average_start": load[0],
+        "load_average_end": load[1],
+    }
+
+
 def pyhf_versus_fast(spectra, config: ScanConfig, cell: tuple[int, int]) -> dict:
     """Time one q0 test of the best cell through pyhf and through the fast path."""
     w, e = cell
@@ -77,7 +100,7 @@ def pyhf_versus_fast(spectra, config: ScanConfig, cell: tuple[int, int]) -> dict
 
 def vectorised_versus_scan(spectra, config: ScanConfig, lee, n_checks: int, seed: int) -> dict:
     """Largest |Z difference| of the vectorised pseudo-scan against `scan_spectra`, cell by cell."""
-    from analysis.stats.lee import background_only_model
+    from analysis.stats.null import background_only_model
 
     null = background_only_model(spectra, config)
     rng = np.random.default_rng(seed)
@@ -132,7 +155,7 @@ def main() -> None:
     observed = scan_spectra(spectra, config)
     scan_seconds = time.perf_counter() - scan_start
 
-    executor = ProcessPoolExecutor(args.workers) if args.workers > 1 else InProcessExecutor()
+    executor = pseudo_executor(args.workers)
     lee_start = time.perf_counter()
     lee = look_elsewhere(
         spectra, config, args.n_pseudo, executor, random_state=args.seed, observed=observed
@@ -146,18 +169,10 @@ def main() -> None:
     payload = {
         "benchmark": "scan_lee",
         "setup": {
-            "events": args.events,
+            **search_setup(args, len(windows), (load_start, load_end)),
             "injected_signal": args.n_signal,
-            "windows": len(windows),
-            "efficiencies": list(config.efficiencies),
             "bins": int(edges.size - 1),
-            "n_params": config.n_params,
             "method": config.method,
-            "n_pseudo": args.n_pseudo,
-            "workers": args.workers,
-            "cpu_count": os.cpu_count(),
-            "load_average_start": load_start,
-            "load_average_end": load_end,
         },
         "wall_seconds": wall,
         "select_seconds": select_seconds,

@@ -3,18 +3,17 @@
 from analysis.stats.bias import BiasResult, InjectionPulls, bias_test
 from analysis.stats.closure import ClosureOutcome, Separation, reference_closure, separation
 from analysis.stats.dijet import (
-    BatchFit,
     FitResult,
     FTestResult,
     dijet_bin_integrals,
     dijet_density,
     fit_dijet,
-    fit_dijet_batch,
     fixed_width_edges,
     ftest_select,
     resolution_edges,
     sample_dijet,
 )
+from analysis.stats.dijet_batch import BatchFit, fit_dijet_batch
 from analysis.stats.inference import (
     BatchDiscovery,
     DiscoveryResult,
@@ -24,15 +23,7 @@ from analysis.stats.inference import (
     fast_discovery_significance,
     upper_limit,
 )
-from analysis.stats.lee import (
-    GlobalExtrapolation,
-    LookElsewhereResult,
-    NullModel,
-    background_only_model,
-    extrapolate_global,
-    look_elsewhere,
-    pseudo_scan,
-)
+from analysis.stats.lee import LookElsewhereResult, look_elsewhere
 from analysis.stats.limits import WindowLimit, window_limits
 from analysis.stats.models import (
     CalibratedFit,
@@ -40,6 +31,7 @@ from analysis.stats.models import (
     build_window_model,
     gaussian_signal,
 )
+from analysis.stats.null import NullModel, background_only_model, pseudo_scan
 from analysis.stats.scan import (
     ScanConfig,
     ScanResult,
@@ -59,6 +51,7 @@ from analysis.stats.selection import (
     select_spectra,
 )
 from analysis.stats.template import TemplateBackground, template_background
+from analysis.stats.upcrossings import GlobalExtrapolation, extrapolate_global
 
 __all__ = [
     "EFFICIENCIES",

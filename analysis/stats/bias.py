@@ -16,7 +16,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from analysis.regions import Window
-from analysis.stats.dijet import fit_dijet_batch, ftest_select
+from analysis.stats.dijet import ftest_select
+from analysis.stats.dijet_batch import fit_dijet_batch
 from analysis.stats.inference import batch_discovery_significance
 from analysis.stats.models import gaussian_signal
 from analysis.stats.scan import ScanConfig

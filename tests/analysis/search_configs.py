@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from analysis.data import make_toy
+
 FAST_HGB = {
     "classifier": "hgb",
     "classifier_params": {"n_models": 2, "max_iter": 40},
@@ -33,3 +40,40 @@ def tiny(tmp_path, name="run", **overrides) -> dict:
     for key, value in overrides.items():
         raw[key] = value
     return raw
+
+
+def write_config(tmp_path: Path, raw: dict) -> list[str]:
+    """Write `raw` as the YAML config of a search; the command line that runs it."""
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return ["run", str(path)]
+
+
+def toy_lhco(n: int = 4_000, seed: int = 0) -> pd.DataFrame:
+    """Toy background events in the LHCO R&D layout."""
+    return make_toy(n, random_state=seed)
+
+
+def lhco_search(tmp_path: Path, paths: list[Path], **data) -> dict:
+    """A tiny search of LHCO-layout files, no injection, no pseudo-experiments."""
+    raw = tiny(tmp_path, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 0})
+    raw["data"] = {
+        "source": "lhco",
+        "paths": [str(p) for p in paths],
+        "injection": {"n_signal": 0},
+        **data,
+    }
+    return raw
+
+
+def lhco_files(tmp_path: Path, tables: dict[str, pd.DataFrame], **data) -> list[str]:
+    """Write the tables (or raw bytes) as files and a search of them; its command line."""
+    paths = []
+    for name, table in tables.items():
+        path = tmp_path / name
+        if isinstance(table, bytes):
+            path.write_bytes(table)
+        else:
+            table.to_hdf(path, key="df", format="fixed")
+        paths.append(path)
+    return write_config(tmp_path, lhco_search(tmp_path, paths, **data))

@@ -12,15 +12,13 @@ import pytest
 from scipy import stats
 
 from analysis.stats import lee as lee_module
+from analysis.stats import null as null_module
 from analysis.stats.dijet import dijet_bin_integrals, fixed_width_edges, sample_dijet
-from analysis.stats.lee import (
-    excursion_counts,
-    extrapolate_global,
-    look_elsewhere,
-    pseudo_scan,
-)
+from analysis.stats.lee import look_elsewhere
+from analysis.stats.null import pseudo_scan
 from analysis.stats.scan import ScanConfig, scan_spectra
 from analysis.stats.selection import select_spectra
+from analysis.stats.upcrossings import excursion_counts, extrapolate_global
 
 EDGES = fixed_width_edges(2.7, 4.7)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
@@ -94,17 +92,17 @@ def fixed_cell_significances(n=3000, seed=3, drop_background_uncertainty=False):
     tested = np.zeros((len(WINDOWS), 2), bool)
     tested[1, 1] = True
     if drop_background_uncertainty:
-        fit = lee_module.fit_dijet_batch
+        fit = null_module.fit_dijet_batch
 
         def exact_background(*args, **kwargs):
             result = fit(*args, **kwargs)
             return dataclasses.replace(result, covariance=1e-12 * result.covariance)
 
-        lee_module.fit_dijet_batch = exact_background
+        null_module.fit_dijet_batch = exact_background
         try:
             return pseudo_scan(spectra, inclusive, counts, CONFIG, tested)[:, 1, 1]
         finally:
-            lee_module.fit_dijet_batch = fit
+            null_module.fit_dijet_batch = fit
     return pseudo_scan(spectra, inclusive, counts, CONFIG, tested)[:, 1, 1]
 
 

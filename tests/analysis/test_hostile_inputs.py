@@ -8,10 +8,7 @@ says. Cases that need a finished unit (a changed input on resume) run a tiny sea
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +17,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from analysis.cli import app
 from analysis.data import build_features, make_toy
-from tests.analysis.search_configs import FAST_HGB, tiny
+from tests.analysis.search_configs import (
+    lhco_files,
+    lhco_search,
+    tiny,
+    toy_lhco,
+    write_config,
+)
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
@@ -51,64 +53,31 @@ def _yaml_case(name: str, text: str, message: str) -> Case:
     return Case(name, lambda t: _yaml(t / "c.yaml", text), 2, message)
 
 
-def _config(tmp_path: Path, raw: dict) -> list[str]:
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return ["run", str(path)]
-
-
 def _method(tmp_path: Path, name: str, options: dict) -> list[str]:
-    return _config(tmp_path, {"methods": [{"name": name, "options": options}]})
-
-
-def _toy_lhco(n: int = 4_000, seed: int = 0) -> pd.DataFrame:
-    return make_toy(n, random_state=seed)
-
-
-def _lhco_search(tmp_path: Path, paths: list[Path], **data) -> dict:
-    raw = tiny(tmp_path, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 0})
-    raw["data"] = {
-        "source": "lhco",
-        "paths": [str(p) for p in paths],
-        "injection": {"n_signal": 0},
-        **data,
-    }
-    return raw
-
-
-def _lhco_files(tmp_path: Path, tables: dict[str, pd.DataFrame], **data) -> list[str]:
-    paths = []
-    for name, table in tables.items():
-        path = tmp_path / name
-        if isinstance(table, bytes):
-            path.write_bytes(table)
-        else:
-            table.to_hdf(path, key="df", format="fixed")
-        paths.append(path)
-    return _config(tmp_path, _lhco_search(tmp_path, paths, **data))
+    return write_config(tmp_path, {"methods": [{"name": name, "options": options}]})
 
 
 def _truncated(tmp_path: Path) -> bytes:
     path = tmp_path / "whole.h5"
-    _toy_lhco(20_000).to_hdf(path, key="df")
+    toy_lhco(20_000).to_hdf(path, key="df")
     data = path.read_bytes()
     return data[: len(data) // 2]
 
 
 def _pickled_column(tmp_path: Path) -> list[str]:
-    table = _toy_lhco().astype({"tau1j1": object})
+    table = toy_lhco().astype({"tau1j1": object})
     path = tmp_path / "objects.h5"
     with pytest.warns(pd.errors.PerformanceWarning):
         table.to_hdf(path, key="df", format="fixed")
-    return _config(tmp_path, _lhco_search(tmp_path, [path]))
+    return write_config(tmp_path, lhco_search(tmp_path, [path]))
 
 
 def _outside_range(tmp_path: Path) -> list[str]:
-    toy = _toy_lhco(20_000)
+    toy = toy_lhco(20_000)
     low = toy[build_features(toy, ["mj1"])["mjj"].to_numpy() < 2.7]
     signal = make_toy(0, 2_000, random_state=1)
     signal.to_hdf(tmp_path / "signal.h5", key="df")
-    return _lhco_files(
+    return lhco_files(
         tmp_path,
         {"low.h5": low},
         signal_path=str(tmp_path / "signal.h5"),
@@ -121,7 +90,7 @@ def _table(tmp_path: Path, text: str) -> list[str]:
     path.write_text(text)
     raw = tiny(tmp_path, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 0})
     raw["data"] = {"source": "table", "paths": [str(path)], "features": ["mj1"]}
-    return _config(tmp_path, raw)
+    return write_config(tmp_path, raw)
 
 
 def _example_over(tmp_path: Path) -> list[str]:
@@ -133,7 +102,7 @@ def _broken_manifest(tmp_path: Path) -> list[str]:
     out = tmp_path / "run"
     out.mkdir()
     (out / "manifest.json").write_text('{"fingerprint": "abc"')
-    return _config(tmp_path, tiny(tmp_path))
+    return write_config(tmp_path, tiny(tmp_path))
 
 
 CASES = [
@@ -175,19 +144,19 @@ CASES = [
     ),
     Case(
         "unknown key",
-        lambda t: _config(t, {"stats": {"n_pseudos": 10}}),
+        lambda t: write_config(t, {"stats": {"n_pseudos": 10}}),
         2,
         r"search\.yaml: stats\.n_pseudos: unknown key",
     ),
     Case(
         "boolean as integer",
-        lambda t: _config(t, {"stats": {"n_pseudo": True}}),
+        lambda t: write_config(t, {"stats": {"n_pseudo": True}}),
         2,
         r"stats\.n_pseudo: Input should be a valid integer \(got True\)",
     ),
     Case(
         "float as integer",
-        lambda t: _config(t, {"seed": 1.5}),
+        lambda t: write_config(t, {"seed": 1.5}),
         2,
         r"seed: Input should be a valid integer \(got 1\.5\)",
     ),
@@ -198,13 +167,13 @@ CASES = [
     ),
     Case(
         "bin wider than the range",
-        lambda t: _config(t, {"stats": {"bin_width": 5.0}}),
+        lambda t: write_config(t, {"stats": {"bin_width": 5.0}}),
         2,
         r"stats\.bin_width 5\.0 TeV gives 0 bins over data\.mjj_range \[2\.8, 6\.0\] TeV",
     ),
     Case(
         "unknown method",
-        lambda t: _config(t, {"methods": [{"name": "magic"}]}),
+        lambda t: write_config(t, {"methods": [{"name": "magic"}]}),
         2,
         r"methods\.0\.name: must be one of 'cathode', 'anode'",
     ),
@@ -252,26 +221,26 @@ CASES = [
     ),
     Case(
         "check names a missing data file",
-        lambda t: ["config", "--check", _config(t, _lhco_search(t, [t / "gone.h5"]))[1]],
+        lambda t: ["config", "--check", write_config(t, lhco_search(t, [t / "gone.h5"]))[1]],
         2,
         r"search\.yaml: data\.paths\.0: .*gone\.h5 does not exist",
     ),
     # --- data files (exit 1) ---
     Case(
         "CSV renamed .h5",
-        lambda t: _lhco_files(t, {"events.h5": b"pxj1,pyj1\n1.0,2.0\n"}),
+        lambda t: lhco_files(t, {"events.h5": b"pxj1,pyj1\n1.0,2.0\n"}),
         1,
         r"^error: .*events\.h5 is not a readable HDF5 file",
     ),
     Case(
         "0-byte HDF5",
-        lambda t: _lhco_files(t, {"events.h5": b""}),
+        lambda t: lhco_files(t, {"events.h5": b""}),
         1,
         r"^error: .*events\.h5 is empty \(0 bytes\), not an HDF5 file",
     ),
     Case(
         "truncated HDF5",
-        lambda t: _lhco_files(t, {"events.h5": _truncated(t)}),
+        lambda t: lhco_files(t, {"events.h5": _truncated(t)}),
         1,
         r"^error: .*events\.h5 is (damaged|not a readable HDF5 file)",
     ),
@@ -283,7 +252,7 @@ CASES = [
     ),
     Case(
         "string column",
-        lambda t: _lhco_files(t, {"events.h5": _toy_lhco().astype({"mj2": str})}),
+        lambda t: lhco_files(t, {"events.h5": toy_lhco().astype({"mj2": str})}),
         1,
         r"^error: .*events\.h5 'df': column\(s\) \['mj2'\] are stored as object",
     ),
@@ -302,8 +271,8 @@ CASES = [
     Case(
         "same file listed twice",
         lambda t: (
-            _config(t, _lhco_search(t, [t / "bg.h5", t / "bg.h5"]))
-            if _toy_lhco(6_000).to_hdf(t / "bg.h5", key="df") is None
+            write_config(t, lhco_search(t, [t / "bg.h5", t / "bg.h5"]))
+            if toy_lhco(6_000).to_hdf(t / "bg.h5", key="df") is None
             else None
         ),
         1,
@@ -311,11 +280,11 @@ CASES = [
     ),
     Case(
         "float32 copy in a second file",
-        lambda t: _lhco_files(
+        lambda t: lhco_files(
             t,
             {
-                "a.h5": _toy_lhco(6_000),
-                "b.h5": _toy_lhco(6_000).iloc[:500].astype(np.float32).astype(np.float64),
+                "a.h5": toy_lhco(6_000),
+                "b.h5": toy_lhco(6_000).iloc[:500].astype(np.float32).astype(np.float64),
             },
         ),
         1,
@@ -323,9 +292,7 @@ CASES = [
     ),
     Case(
         "rows repeated within a file",
-        lambda t: _lhco_files(
-            t, {"a.h5": pd.concat([_toy_lhco(6_000), _toy_lhco(6_000).iloc[:40]])}
-        ),
+        lambda t: lhco_files(t, {"a.h5": pd.concat([toy_lhco(6_000), toy_lhco(6_000).iloc[:40]])}),
         1,
         r"^error: data\.paths: 40 events are duplicates .*40 within .*a\.h5",
     ),
@@ -354,105 +321,3 @@ def test_hostile_input_is_refused_in_one_line(tmp_path, case):
     assert "Traceback" not in result.output
     assert len(lines) == 1, result.output
     assert re.search(case.message, lines[0]), lines[0]
-
-
-def test_zero_row_background_with_injection_is_refused(tmp_path):
-    # The signal-only search of the issue: no background at all, 1000 injected events.
-    empty = _toy_lhco(10).iloc[:0]
-    make_toy(0, 2_000, random_state=1).to_hdf(tmp_path / "signal.h5", key="df")
-    argv = _lhco_files(
-        tmp_path,
-        {"empty.h5": empty},
-        signal_path=str(tmp_path / "signal.h5"),
-        injection={"n_signal": 1_000},
-    )
-    result = runner.invoke(app, ["-q", *argv])
-    assert result.exit_code == 1
-    assert "the background (events without signal label) is too small" in result.output
-    assert "signal region has 0 (need 10)" in result.output
-
-
-def _run(tmp_path: Path, raw: dict) -> tuple[int, str]:
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    result = runner.invoke(app, ["-q", "run", str(path)])
-    return result.exit_code, result.output
-
-
-def test_resume_refuses_an_input_file_changed_in_place(tmp_path):
-    bg = tmp_path / "bg.h5"
-    _toy_lhco(40_000).to_hdf(bg, key="df")
-    raw = _lhco_search(tmp_path, [bg])
-    code, output = _run(tmp_path, raw)
-    assert code == 0, output
-    first = json.loads((tmp_path / "run" / "results.json").read_text())
-    # Shuffle the file in place: same path, same events, other order (other folds, other numbers).
-    table = pd.read_hdf(bg, key="df")
-    table.sample(frac=1.0, random_state=1).to_hdf(bg, key="df", mode="w")
-    code, output = _run(tmp_path, raw)
-    assert code == 1
-    assert "holds results of other input data" in output
-    assert json.loads((tmp_path / "run" / "results.json").read_text()) == first
-
-
-def test_failed_run_does_not_block_its_corrected_config(tmp_path):
-    raw = tiny(tmp_path, stats={"efficiencies": [1.0, 0.1], "n_pseudo": 0})
-    raw["data"] = {**raw["data"], "features": ["mj1", "foo"]}
-    code, output = _run(tmp_path, raw)
-    assert code == 1, output
-    assert "foo" in output
-    assert (tmp_path / "run" / "manifest.json").exists()
-    raw["data"]["features"] = ["mj1", "delta_mj"]
-    code, output = _run(tmp_path, raw)
-    assert code == 0, output
-
-
-def test_duplicates_are_refused_before_any_fit(tmp_path):
-    # The fake discovery of the issue: one background file listed twice, nothing injected.
-    _toy_lhco(6_000).to_hdf(tmp_path / "bg.h5", key="df")
-    raw = _lhco_search(tmp_path, [tmp_path / "bg.h5", tmp_path / "bg.h5"])
-    code, output = _run(tmp_path, raw)
-    assert code == 1
-    assert "6000 events are duplicates" in output
-    assert not (tmp_path / "run" / "units").exists()
-
-
-def test_help_imports_no_torch():
-    code = (
-        "import sys\n"
-        "from analysis.cli import app\n"
-        "try:\n"
-        "    app(['--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = sorted(m for m in ('torch', 'nflows', 'generative', 'anomaly', 'pandas')"
-        " if m in sys.modules)\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
-    )
-    assert "Usage" in done.stdout
-    assert "HEAVY []" in done.stderr
-
-
-def test_method_options_pass_when_they_fit():
-    from analysis.config import load_config
-
-    config = load_config({"methods": [{"name": "cwola", "options": FAST_HGB}]})
-    assert config.methods[0].options["n_folds"] == 3
-
-
-def test_dropping_duplicates_keeps_the_first_of_each_group(tmp_path):
-    from analysis.data import read_lhco
-    from analysis.data.duplicates import read_files
-
-    toy = _toy_lhco(3_000)
-    toy.to_hdf(tmp_path / "a.h5", key="df")
-    copy = pd.concat([toy.iloc[:200].astype(np.float32).astype(np.float64), _toy_lhco(100, 5)])
-    copy.to_hdf(tmp_path / "b.h5", key="df")
-    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
-    kept = read_files(paths, read_lhco, "drop")
-    assert len(kept) == 3_100
-    pd.testing.assert_frame_equal(kept.iloc[:3_000], toy.reset_index(drop=True))
-    assert read_files([tmp_path / "a.h5"], read_lhco, "refuse").shape == toy.shape

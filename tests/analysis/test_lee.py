@@ -6,7 +6,8 @@ from scipy import stats
 
 from analysis.executor import ProcessPoolExecutor
 from analysis.stats.dijet import fixed_width_edges, sample_dijet
-from analysis.stats.lee import background_only_model, look_elsewhere
+from analysis.stats.lee import look_elsewhere
+from analysis.stats.null import background_only_model
 from analysis.stats.scan import ScanConfig, scan_spectra
 from analysis.stats.selection import select_spectra
 
