@@ -44,7 +44,6 @@ from analysis.stats.scan import (
     window_fit,
 )
 from analysis.stats.selection import (
-    EFFICIENCIES,
     ReferenceScores,
     SelectedSpectra,
     reference_efficiencies,
@@ -54,7 +53,6 @@ from analysis.stats.template import TemplateBackground, template_background
 from analysis.stats.upcrossings import GlobalExtrapolation, extrapolate_global
 
 __all__ = [
-    "EFFICIENCIES",
     "BatchDiscovery",
     "BatchFit",
     "BiasResult",

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from analysis.defaults import DEFAULT_EFFICIENCIES
 from analysis.regions import Window
 from analysis.stats.closure import ClosureOutcome, reference_closure
 from analysis.stats.dijet import SQRT_S, FitResult, fit_dijet, fixed_width_edges
@@ -20,7 +21,7 @@ from analysis.stats.inference import (
     fast_discovery_significance,
 )
 from analysis.stats.models import CalibratedFit, build_window_model
-from analysis.stats.selection import EFFICIENCIES, SelectedSpectra, finite_events, select_spectra
+from analysis.stats.selection import SelectedSpectra, finite_events, select_spectra
 
 __all__ = [
     "ScanConfig",
@@ -46,7 +47,7 @@ class ScanConfig:
     the dijet function is not tested: a fit that free can put a bump or a hole anywhere.
     """
 
-    efficiencies: tuple[float, ...] = EFFICIENCIES
+    efficiencies: tuple[float, ...] = DEFAULT_EFFICIENCIES
     n_params: int = 4
     resolution: float = 0.05
     sqrt_s: float = SQRT_S

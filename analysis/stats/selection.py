@@ -19,15 +19,12 @@ from analysis.regions import Window, WindowBins, as_window
 from analysis.stats.closure import Separation, separation
 
 __all__ = [
-    "EFFICIENCIES",
     "ReferenceScores",
     "SelectedSpectra",
     "finite_events",
     "reference_efficiencies",
     "select_spectra",
 ]
-
-EFFICIENCIES = DEFAULT_EFFICIENCIES
 
 
 class ReferenceScores(NamedTuple):
@@ -127,7 +124,7 @@ def select_spectra(
     scores: np.ndarray | Sequence[np.ndarray],
     windows: Sequence[Window | tuple[float, float]],
     edges: np.ndarray,
-    efficiencies: Sequence[float] = EFFICIENCIES,
+    efficiencies: Sequence[float] = DEFAULT_EFFICIENCIES,
     references: Sequence[ReferenceScores] | None = None,
 ) -> SelectedSpectra:
     """Histogram the events passing each window's score threshold at each efficiency.
