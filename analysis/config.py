@@ -225,12 +225,8 @@ class CompareConfig(_Strict):
 
 
 def default_method(name: str, options: dict[str, Any] | None = None) -> MethodConfig:
-    """A method of the defaults, not checked on every load (a test checks them once).
-
-    Checking options imports the detector and its back-ends (torch): defaults built that way
-    would load torch whenever a configuration, or a module importing this one, is created.
-    """
-    return MethodConfig.model_construct(name=name, options=dict(options or {}))
+    """A method of the defaults, its options checked like a configured method's."""
+    return MethodConfig(name=name, options=dict(options or {}))
 
 
 #: The embedded search is sized to finish in minutes on two cores: 3 boosted models per fold

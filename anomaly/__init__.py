@@ -52,8 +52,12 @@ class DetectorRegistry(Mapping[str, "type[AnomalyDetector]"]):
         self._classes = dict(classes)
 
     def __getitem__(self, name: str) -> type[AnomalyDetector]:
+        return getattr(importlib.import_module(self.location(name)[0]), self.location(name)[1])
+
+    def location(self, name: str) -> tuple[str, str]:
+        """(module, class name) of a detector, without importing it."""
         module, _, cls = self._classes[name].rpartition(".")
-        return getattr(importlib.import_module(module), cls)
+        return module, cls
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._classes)

@@ -86,7 +86,6 @@ def test_search_and_comparison_fingerprints_ignore_each_others_settings():
 
 
 def test_default_methods_pass_their_own_checks():
-    # The defaults skip the option check on load (it imports torch); this test runs it.
     from analysis.options import check_method_options
 
     config = load_config()

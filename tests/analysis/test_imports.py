@@ -48,3 +48,25 @@ def test_help_of_the_command_line_imports_no_torch():
     )
     assert "Usage" in stdout
     assert loaded == []
+
+
+def test_config_check_of_methods_with_options_imports_no_torch(tmp_path):
+    config = tmp_path / "search.yaml"
+    config.write_text(
+        "methods:\n"
+        "  - name: cathode\n"
+        "    options: {classifier_params: {n_models: 3}, density_params: {training: {epochs: 2}}}\n"
+        "  - name: cwola\n"
+        "    options: {classifier: mlp, classifier_params: {n_models: 2}}\n"
+    )
+    check = (
+        "import runpy, sys\n"
+        f"sys.argv = ['resonance-search', 'config', '--check', {str(config)!r}]\n"
+        "try:\n"
+        "    runpy.run_module('analysis.cli', run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    assert not done.code, done.code"
+    )
+    loaded, stdout = loaded_after(check, (*TORCH, "sklearn", "anomaly.base"))
+    assert "valid" in stdout
+    assert loaded == []
