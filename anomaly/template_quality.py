@@ -109,8 +109,11 @@ class EfficiencyClosure:
     n_template: int
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-number form for JSON."""
-        return asdict(self)
+        """Plain-number form for JSON (an undefined ratio, no template event passing, is None)."""
+        return {
+            key: tuple(None if v != v else v for v in value) if isinstance(value, tuple) else value
+            for key, value in asdict(self).items()
+        }
 
 
 def efficiency_closure(

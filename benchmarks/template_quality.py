@@ -11,7 +11,12 @@ events, SR 3.3-3.7 TeV, sidebands the rest or `--sb-width` TeV either side) and 
 - the interpolation test (`--interpolation`): a model fitted on the outer sidebands against the
   inner-sideband data next to the SR;
 - max SIC on the labelled test set (floor `--min-background` test-background events);
-- CPU and wall seconds of the density fit, of the whole detector, the load average.
+- CPU and wall seconds of the density fit, of the whole detector, the load average;
+- with `--idealized`, the idealized detector on the same seed (same classifier back-end and
+  floor; its background the extra simulated SR background) and CATHODE's max SIC ratio to it.
+
+The output is resumed: (variant, seed) runs and idealized or control seeds already recorded
+without an error under the same settings are kept, not rerun.
 
     nice -n 10 python benchmarks/template_quality.py --variants maf-affine maf-spline --seeds 0
 """
@@ -32,7 +37,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from analysis.metrics import compute_metrics
-from anomaly import CATHODE, FAST_MAF
+from anomaly import CATHODE, FAST_MAF, Idealized
 from anomaly.template_quality import two_sample_auc
 from generative.fileio import write_atomic
 
@@ -74,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hgb-models", type=int, default=None, help="HGB seeds per fold")
     p.add_argument("--interpolation", action="store_true", help="run the interpolation test")
     p.add_argument("--control", action="store_true", help="true SR background vs SR data")
+    p.add_argument("--idealized", action="store_true", help="idealized detector per seed")
     p.add_argument("--min-background", type=int, default=50)
     p.add_argument("--fraction", type=float, default=1.0, help="use this fraction of events")
     p.add_argument("--output", type=Path, default=RESULTS / "template_quality.json")
@@ -87,14 +93,37 @@ def closure_auc(scores_sr: np.ndarray, scores_template: np.ndarray) -> dict[str,
     return {"auc": float(auc), "error": float(np.sqrt((n1 + n0 + 1) / (12.0 * n1 * n0)))}
 
 
+def classifier_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The classifier settings CATHODE and the idealized detector share."""
+    return {} if args.hgb_models is None else {"classifier_params": {"n_models": args.hgb_models}}
+
+
+def run_idealized(args: argparse.Namespace, d: dict[str, Any], seed: int) -> dict:
+    """The idealized detector (SR data against simulated SR background) on the same seed."""
+    det = Idealized(**classifier_options(args), random_state=seed)
+    load_before = os.getloadavg()
+    cpu, wall = time.process_time(), time.perf_counter()
+    det.fit(d["X"], d["mjj"], d["in_sr"], background=d["background"])
+    scores = det.score_samples(d["X_eval"], d["mjj_eval"])
+    metrics = compute_metrics(d["y_eval"], scores, min_background=args.min_background)
+    return {
+        "seed": seed,
+        "max_sic": metrics.max_sic,
+        "auc_test": metrics.auc,
+        "cpu_seconds": time.process_time() - cpu,
+        "wall_seconds": time.perf_counter() - wall,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
+
+
 def run_variant(name: str, args: argparse.Namespace, d: dict[str, Any], seed: int) -> dict:
     """Fit CATHODE with one variant's density model and measure its template."""
     model, params = VARIANTS[name]
     options: dict[str, Any] = {"density_model": model, "oversampling": args.oversampling}
     if params is not None:
         options["density_params"] = params
-    if args.hgb_models is not None:
-        options["classifier_params"] = {"n_models": args.hgb_models}
+    options.update(classifier_options(args))
     det = CATHODE(**options, interpolation_test=args.interpolation, random_state=seed)
     load_before = os.getloadavg()
     cpu, wall = time.process_time(), time.perf_counter()
@@ -126,9 +155,15 @@ def run_variant(name: str, args: argparse.Namespace, d: dict[str, Any], seed: in
     }
 
 
-def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
-    """Medians over seeds per variant."""
+def summarise(runs: list[dict], idealized: list[dict]) -> dict[str, dict[str, float]]:
+    """Medians over seeds per variant (and of the ratio to the idealized detector's max SIC)."""
     out = {}
+    ideal = {r["seed"]: r["max_sic"] for r in idealized if "max_sic" in r}
+    if ideal:
+        out["idealized"] = {
+            "n_seeds": len(ideal),
+            "median_max_sic": float(np.median(list(ideal.values()))),
+        }
     for name in dict.fromkeys(r["variant"] for r in runs):
         rows = [r for r in runs if r["variant"] == name and "closure" in r]
         if not rows:
@@ -145,27 +180,96 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
             values = [r["template_tests"][test]["auc"] for r in rows if test in r["template_tests"]]
             if values:
                 summary[f"median_{test}_auc"] = float(np.median(values))
+        paired = [(r["max_sic"], ideal[r["seed"]]) for r in rows if r["seed"] in ideal]
+        if paired:
+            cathode, idealized_sic = np.array(paired).T
+            summary["n_seeds_with_idealized"] = len(paired)
+            summary["median_ratio_to_idealized"] = float(np.median(cathode / idealized_sic))
+            summary["ratio_of_medians_to_idealized"] = float(
+                np.median(cathode) / np.median(idealized_sic)
+            )
         out[name] = summary
     return out
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+#: settings that change the numbers: a resumed output must have been written with the same ones
+_RESUME_KEYS = (
+    "data_dir",
+    "n_inject",
+    "sr",
+    "sb_width",
+    "oversampling",
+    "hgb_models",
+    "interpolation",
+    "min_background",
+    "fraction",
+)
+
+
+def previous_results(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[dict]]:
+    """Runs, controls and idealized records of an earlier output with the same settings."""
+    if not args.output.is_file():
+        return [], [], []
+    old = json.loads(args.output.read_text())
+    settings = json.loads(json.dumps(_settings(args)))
+    differ = [k for k in _RESUME_KEYS if old["settings"].get(k) != settings[k]]
+    if differ:
+        raise SystemExit(
+            f"{args.output} was written with other settings ({', '.join(differ)}); "
+            "give another --output"
+        )
+    runs = [r for r in old["runs"] if "error" not in r]
+    return runs, old.get("control_true_background", []), old.get("idealized", [])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the variants and write JSON (after every run, atomically)."""
+    """Run the variants and write JSON (after every run, atomically), resuming an earlier run."""
     args = parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"LHCO benchmark data not found at {args.data_dir}; skipping.", file=sys.stderr)
         return 0
     torch.set_num_threads(1)
-    runs, controls = [], []
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    runs, controls, idealized = previous_results(args)
+    settings = _settings(args)
+
+    def write() -> None:
+        payload = {
+            "benchmark": "template_quality",
+            "settings": settings,
+            "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
+            "control_true_background": controls,
+            "idealized": idealized,
+            "runs": runs,
+            "summary": summarise(runs, idealized),
+        }
+        write_atomic(args.output, json.dumps(payload, indent=2))
+
     for seed in args.seeds:
+        todo = [
+            n
+            for n in args.variants
+            if not any(r["variant"] == n and r["seed"] == seed for r in runs)
+        ]
+        want_control = args.control and seed not in {c["seed"] for c in controls}
+        want_ideal = args.idealized and seed not in {r["seed"] for r in idealized}
+        if not (todo or want_control or want_ideal):
+            continue
         d = load(args, seed)
-        if args.control:
+        if want_control:
             with threadpool_limits(1):
                 test = two_sample_auc(d["X"][d["in_sr"]], d["background"], random_state=seed)
             controls.append({"seed": seed, **test.to_dict()})
             print(f"seed {seed}: control (true SR background vs SR data) AUC {test.auc:.4f}")
-        for name in args.variants:
+        if want_ideal:
+            with threadpool_limits(1):
+                idealized.append(run_idealized(args, d, seed))
+            print(json.dumps(idealized[-1]), flush=True)
+            write()
+        for name in todo:
             try:
                 with threadpool_limits(1):
                     record = run_variant(name, args, d, seed)
@@ -174,15 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                 record = {"variant": name, "seed": seed, "error": f"{type(err).__name__}: {err}"}
             runs.append(record)
             print(json.dumps(record), flush=True)
-            payload = {
-                "benchmark": "template_quality",
-                "settings": settings,
-                "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
-                "control_true_background": controls,
-                "runs": runs,
-                "summary": summarise(runs),
-            }
-            write_atomic(args.output, json.dumps(payload, indent=2))
+            write()
+    write()
     print(f"wrote {args.output}")
     return 0
 
