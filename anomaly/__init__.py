@@ -38,6 +38,7 @@ _EXPORTS = {
     "RANODE": "anomaly.ranode",
     "fold_assignment": "anomaly.kfold",
     "out_of_fold": "anomaly.kfold",
+    "ControlSample": "anomaly.results",
     "DetectorResult": "anomaly.results",
     "Reference": "anomaly.results",
     "ReferenceSample": "anomaly.results",

@@ -19,7 +19,7 @@ from sklearn.base import clone
 
 from anomaly.base import ReferenceDetector, WindowEvents, seed_int, sideband_events
 from anomaly.events import MIN_SIDEBAND_EVENTS
-from anomaly.results import Reference, ReferenceSample
+from anomaly.results import ControlSample, Reference, ReferenceSample
 from anomaly.template_quality import (
     EfficiencyClosure,
     TwoSampleTest,
@@ -188,7 +188,9 @@ class CATHODE(ReferenceDetector):
     `reference_mjj_`, its tests `template_tests_`), the fitted sideband model `density_model_`;
     `sideband_efficiency_` (an `EfficiencyClosure`) compares the pass fractions of the held-out
     sideband data and of the model's samples there at the cuts keeping 10%, 1% and 0.2% of the
-    SR template: the template's mismodelling where no signal is expected.
+    SR template: the template's mismodelling where no signal is expected. Their scores travel in
+    `result_.reference.control` (an `anomaly.results.ControlSample`), from which a search
+    measures the mismodelling at its own cuts.
     """
 
     def __init__(
@@ -246,22 +248,25 @@ class CATHODE(ReferenceDetector):
         return self
 
     def _sideband_efficiency(self) -> EfficiencyClosure | None:
-        # The template's mismodelling where no signal is expected: the held-out sideband data
-        # and the model's samples at their masses, through the cuts of the SR template. No
-        # fold classifier trained on either (they learn SR data against SR template only).
-        sample = self.reference_sample_
-        if sample.sideband_data is None:
+        reference = self.result_.reference
+        if reference.control is None:
             return None
-        return efficiency_closure(
-            self.result_.reference.scores,
-            self._average(sample.sideband_data, sample.sideband_mjj),
-            self._average(sample.sideband_model, sample.sideband_mjj),
-        )
+        control = reference.control
+        return efficiency_closure(reference.scores, control.data_scores, control.model_scores)
 
     def _external_reference(self, window: WindowEvents) -> Reference | None:
         reference = super()._external_reference(window)
         quality = {name: test.to_dict() for name, test in self.template_tests_.items()}
-        return dataclasses.replace(reference, quality=quality)
+        # The template's mismodelling where no signal is expected: the held-out sideband data
+        # and the model's samples at their masses, scored. No fold classifier trained on either
+        # (they learn SR data against SR template only).
+        sample, control = self.reference_sample_, None
+        if sample.sideband_data is not None:
+            control = ControlSample(
+                self._average(sample.sideband_data, sample.sideband_mjj),
+                self._average(sample.sideband_model, sample.sideband_mjj),
+            )
+        return dataclasses.replace(reference, quality=quality, control=control)
 
     def _two_sample(self, data: np.ndarray, model: np.ndarray, seed: np.random.SeedSequence):
         return two_sample_auc(

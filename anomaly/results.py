@@ -4,7 +4,9 @@
 out-of-fold), which of those scores are honest (from a model that never trained on the event),
 and, for a detector that compares the data with a background sample of its own in the signal
 region (a sampled template, a simulated background), that `Reference`: its events, their masses
-and their out-of-fold scores, which calibrate the background efficiency of a cut.
+and their out-of-fold scores, which calibrate the background efficiency of a cut; and, when
+the detector measured it, a `ControlSample` where no signal is expected (held-out sideband data
+and the reference's model at the same masses), which measures how far that calibration is off.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DetectorResult", "Reference", "ReferenceSample"]
+__all__ = ["ControlSample", "DetectorResult", "Reference", "ReferenceSample"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +34,41 @@ class ReferenceSample:
 
 
 @dataclass(frozen=True, eq=False)
+class ControlSample:
+    """Held-out data where no signal is expected and the reference's model at the same masses.
+
+    Both are scored by the detector (the average of its fold models, none of which trained on
+    either): the ratio of their pass fractions at a cut is the reference's mismodelling of that
+    cut's efficiency (CATHODE: held-out sideband data against the flow's samples at their masses).
+    """
+
+    data_scores: np.ndarray
+    model_scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not len(self.data_scores) or not len(self.model_scores):
+            raise ValueError("a control sample needs data and model events")
+
+    def pass_ratio(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per threshold: data/model ratio of the fractions scoring above it, and its error.
+
+        Pass counts are floored at one event (an empty count is not a certainty), so ratio and
+        binomial error are finite at any cut.
+        """
+        thresholds = np.asarray(thresholds, dtype=float)
+        flat = thresholds.ravel()
+        n_d, n_m = len(self.data_scores), len(self.model_scores)
+        data = np.sort(np.asarray(self.data_scores, dtype=float))
+        model = np.sort(np.asarray(self.model_scores, dtype=float))
+        k_d = np.maximum(n_d - np.searchsorted(data, flat, side="right"), 1)
+        k_m = np.maximum(n_m - np.searchsorted(model, flat, side="right"), 1)
+        ratio = (k_d / n_d) / (k_m / n_m)
+        # relative binomial errors of both fractions, added in quadrature
+        rel = np.sqrt((1 - k_d / n_d) / k_d + (1 - k_m / n_m) / k_m)
+        return ratio.reshape(thresholds.shape), (ratio * rel).reshape(thresholds.shape)
+
+
+@dataclass(frozen=True, eq=False)
 class Reference:
     """A detector's own background sample in the signal region, scored out-of-fold."""
 
@@ -43,6 +80,8 @@ class Reference:
     #: template-quality tests by name (CATHODE: 'sideband', 'interpolation'), plain numbers
     #: (auc, error, n_a, n_b, z) of `anomaly.template_quality.TwoSampleTest.to_dict`
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: where no signal is expected, held-out data and the reference's model (None: not measured)
+    control: ControlSample | None = None
 
     @property
     def calibrates(self) -> bool:

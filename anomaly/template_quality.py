@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from anomaly.classifiers import make_classifier
 from anomaly.kfold import fold_assignment
+from anomaly.results import ControlSample
 
 __all__ = [
     "EfficiencyClosure",
@@ -96,7 +97,8 @@ class EfficiencyClosure:
     Each cut is the score threshold that keeps `efficiency` of the signal-region template; the
     ratio data/template of the fractions passing it on held-out sideband events (both at the
     same masses) measures how far the template's efficiency, which calibrates the background in
-    the signal region, is off. `ratio_error` is the binomial error of that ratio.
+    the signal region, is off. `ratio_error` is the binomial error of that ratio (pass counts
+    floored at one event, so both stay finite when nothing passes).
     """
 
     efficiencies: tuple[float, ...]
@@ -109,11 +111,8 @@ class EfficiencyClosure:
     n_template: int
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-number form for JSON (an undefined ratio, no template event passing, is None)."""
-        return {
-            key: tuple(None if v != v else v for v in value) if isinstance(value, tuple) else value
-            for key, value in asdict(self).items()
-        }
+        """Plain-number form for JSON."""
+        return asdict(self)
 
 
 def efficiency_closure(
@@ -123,27 +122,19 @@ def efficiency_closure(
     efficiencies: tuple[float, ...] = (0.1, 0.01, 0.002),
 ) -> EfficiencyClosure:
     """Pass fractions of held-out data and template at the cuts keeping `efficiencies` of the
-    signal-region template (`reference_scores`), their ratio and its binomial error."""
+    signal-region template (`reference_scores`), their ratio and its binomial error (pass
+    counts floored at one event, `anomaly.results.ControlSample.pass_ratio`)."""
     if not len(data_scores) or not len(template_scores):
         raise ValueError("the efficiency closure needs held-out data and template events")
-    thresholds = [float(np.quantile(reference_scores, 1.0 - e)) for e in efficiencies]
-    n_d, n_t = len(data_scores), len(template_scores)
-    eff_d = [float(np.mean(data_scores > t)) for t in thresholds]
-    eff_t = [float(np.mean(template_scores > t)) for t in thresholds]
-    ratio, error = [], []
-    for d, t in zip(eff_d, eff_t, strict=True):
-        r = d / t if t > 0 else float("nan")
-        # relative binomial errors of both fractions, added in quadrature
-        rel = np.sqrt((1 - d) / max(d * n_d, 1) + (1 - t) / max(t * n_t, 1))
-        ratio.append(r)
-        error.append(float(r * rel) if t > 0 else float("nan"))
+    thresholds = np.quantile(reference_scores, 1.0 - np.asarray(efficiencies, dtype=float))
+    ratio, error = ControlSample(data_scores, template_scores).pass_ratio(thresholds)
     return EfficiencyClosure(
         tuple(efficiencies),
-        tuple(thresholds),
-        tuple(eff_d),
-        tuple(eff_t),
-        tuple(ratio),
-        tuple(error),
-        n_d,
-        n_t,
+        tuple(float(t) for t in thresholds),
+        tuple(float(np.mean(data_scores > t)) for t in thresholds),
+        tuple(float(np.mean(template_scores > t)) for t in thresholds),
+        tuple(float(r) for r in ratio),
+        tuple(float(e) for e in error),
+        len(data_scores),
+        len(template_scores),
     )

@@ -53,6 +53,9 @@ class ClosureOutcome:
     auc_error: float
     auc_allowed: float
     passed: bool
+    #: the reference's mismodelling of each cut is measured and a nuisance of the window's cells
+    #: (`analysis.stats.mismodelling`), so a failed closure does not drop the window
+    covered: bool = False
 
     def to_dict(self) -> dict[str, str | float | bool]:
         """JSON-compatible record."""
@@ -64,16 +67,20 @@ def reference_closure(
     windows: Sequence[Window],
     observed_sr: np.ndarray,
     background_sr: np.ndarray,
+    covered: Sequence[bool] | None = None,
 ) -> tuple[ClosureOutcome, ...]:
     """Per window: does the reference close, given the largest excess the scan saw there?
 
     `observed_sr` and `background_sr` are the scan's (windows, efficiencies) signal-region
-    counts and background predictions (NaN where a cell has no model: no excess).
+    counts and background predictions (NaN where a cell has no model: no excess); `covered`
+    per window whether its mismodelling is a measured nuisance.
     """
     out = []
+    covered = [False] * len(windows) if covered is None else covered
     for w, (sep, window) in enumerate(zip(separations, windows, strict=True)):
         excess = np.nan_to_num(observed_sr[w] - background_sr[w], nan=0.0)
         fraction = float(np.clip(excess.max(), 0.0, None) / sep.n_data)
         allowed = 0.5 + 0.5 * fraction + CLOSURE_SIGMAS * sep.error
-        out.append(ClosureOutcome(window.name, sep.auc, sep.error, allowed, sep.auc <= allowed))
+        passed = sep.auc <= allowed
+        out.append(ClosureOutcome(window.name, sep.auc, sep.error, allowed, passed, covered[w]))
     return tuple(out)

@@ -15,6 +15,7 @@ from scipy import special
 
 from analysis.regions import Window, as_window
 from analysis.stats.dijet import FitResult
+from analysis.stats.mismodelling import VARIATION, control_variation
 from analysis.stats.template import TemplateBackground
 from generative.fileio import write_atomic
 
@@ -194,6 +195,10 @@ class CalibratedFit:
     fit: FitResult
     efficiency: np.ndarray
     efficiency_error: np.ndarray
+    #: the reference's mismodelling of the cut where no signal is expected: the data/reference
+    #: pass ratio scales the background, its error is a constrained nuisance (1 and 0: none)
+    control_ratio: float = 1.0
+    control_error: float = 0.0
 
 
 def _sr_edges(edges: np.ndarray, in_sr: np.ndarray) -> np.ndarray:
@@ -216,8 +221,11 @@ def _background_in_sr(background, edges, in_sr, staterror):
         inclusive, names, up, down, stat = _background_in_sr(
             background.fit, edges, in_sr, np.zeros_like(staterror)
         )
-        stat = np.hypot(staterror, inclusive * err)
-        return inclusive * eff, names, up * eff, down * eff, stat
+        ratio, error = background.control_ratio, background.control_error
+        nominal, up, down = control_variation(inclusive * eff, up * eff, down * eff, ratio, error)
+        names += (VARIATION,) * (len(up) - len(names))
+        stat = np.hypot(staterror, ratio * inclusive * err)
+        return nominal, names, up, down, stat
     if isinstance(background, TemplateBackground):
         nominal = background.predict(sr_edges)
         shift = nominal * background.norm_uncertainty

@@ -22,6 +22,7 @@ import numpy as np
 from analysis.stats.dijet import fit_dijet
 from analysis.stats.dijet_batch import BatchFit, fit_dijet_batch
 from analysis.stats.inference import batch_discovery_significance
+from analysis.stats.mismodelling import control_variation
 from analysis.stats.models import gaussian_signal
 from analysis.stats.scan import ScanConfig, ScanResult, scan_spectra
 from analysis.stats.selection import SelectedSpectra
@@ -83,7 +84,8 @@ def background_only_model(
     A spectrum whose masked fit fails is fitted on its own sidebands only; failing that (a
     cell that is not tested), its mean is the inclusive one times its overall pass fraction
     (counted in `n_fallbacks`). With a reference calibration the selected mean is the
-    inclusive null times the reference efficiency wherever the reference has events.
+    inclusive null times the reference efficiency (and its measured mismodelling ratio,
+    `analysis.stats.mismodelling`) wherever the reference has events.
     """
     observed = scan_spectra(spectra, config) if observed is None else observed
     z = np.where(observed.fit_valid, observed.significances, -np.inf)
@@ -118,7 +120,8 @@ def background_only_model(
                     fallbacks += 1
                     mean = inclusive_mean * counts.sum() / spectra.inclusive.sum()
                 if spectra.reference_efficiency is not None:
-                    eff = spectra.reference_efficiency[w, e]
+                    # the scan's calibrated background, mismodelling correction included
+                    eff = spectra.reference_efficiency[w, e] * spectra.control(w, e)[0]
                     mean = np.where(np.isfinite(eff), inclusive_mean * eff, mean)
             pass_fraction[w, e] = np.clip(mean / previous, 0.0, 1.0)
             previous = np.maximum(mean, 1e-300)
@@ -141,8 +144,13 @@ def _test_cells(
     signal_shape,
     efficiency=None,
     efficiency_error=None,
+    control: tuple[float, float] = (1.0, 0.0),
 ) -> np.ndarray:
-    """Signed local Z of a stack of cells sharing a window (NaN where not testable)."""
+    """Signed local Z of a stack of cells sharing a window (NaN where not testable).
+
+    `control` is the reference's (pass ratio, error) where no signal is expected
+    (`analysis.stats.mismodelling`); it applies to a calibrated cell only.
+    """
     signed = np.full(observed.shape[0], np.nan)
     nominal = fit.predict()[:, in_sr]
     up, down = fit.variations()
@@ -152,7 +160,7 @@ def _test_cells(
         eff, err = efficiency[in_sr], efficiency_error[in_sr]
         if not (np.all(np.isfinite(eff)) and np.all(np.isfinite(err))):
             return signed
-        nominal, up, down = nominal * eff, up * eff, down * eff
+        nominal, up, down = control_variation(nominal * eff, up * eff, down * eff, *control)
         relerr = np.divide(err, eff, out=np.zeros_like(eff), where=eff > 0)
     ok = fit.valid & enough & np.all(nominal > 0, axis=1)
     if not ok.any():
@@ -210,9 +218,13 @@ def pseudo_scan(
                 fit = fit_dijet_batch(selected, edges, fit_bins, config.n_params, config.sqrt_s)
                 enough = selected[:, fit_bins].sum(axis=1) >= need
             calibration = (
-                (spectra.reference_efficiency[w, e], spectra.reference_efficiency_error[w, e])
+                (
+                    spectra.reference_efficiency[w, e],
+                    spectra.reference_efficiency_error[w, e],
+                    spectra.control(w, e),
+                )
                 if calibrated
-                else (None, None)
+                else ()
             )
             signed[:, w, e] = _test_cells(selected, fit, enough, in_sr, shape, *calibration)
     return signed

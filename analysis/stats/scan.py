@@ -251,7 +251,10 @@ def cell_background(
     if not calibrated:
         return fit
     return CalibratedFit(
-        fit, spectra.reference_efficiency[w, e], spectra.reference_efficiency_error[w, e]
+        fit,
+        spectra.reference_efficiency[w, e],
+        spectra.reference_efficiency_error[w, e],
+        *spectra.control(w, e),
     )
 
 
@@ -274,7 +277,7 @@ def _cell(spectra: SelectedSpectra, w: int, e: int, config: ScanConfig) -> _Cell
         return _Cell(expected, None, np.nan, 0.0)
     if isinstance(background, CalibratedFit):
         fit, shown = background.fit, bins.sr
-        prediction = fit.predict() * background.efficiency
+        prediction = fit.predict() * background.efficiency * background.control_ratio
     else:
         fit, shown = background, bins.fit_range
         prediction = fit.predict()
@@ -332,8 +335,13 @@ def scan_spectra(
                 out["sculpt"][w, e], sculpted[w, e] = flat.p_value, flat.sculpted
     closure = None
     if spectra.separations is not None:
-        closure = reference_closure(spectra.separations, spectra.windows, out["obs"], out["bkg"])
-        valid &= np.array([c.passed for c in closure])[:, None]
+        covered = [spectra.control_measured(w) for w in range(shape[0])]
+        closure = reference_closure(
+            spectra.separations, spectra.windows, out["obs"], out["bkg"], covered
+        )
+        # A window whose reference mismodelling is measured keeps its cells: the nuisance
+        # covers the mismodelling that fails closure.
+        valid &= np.array([c.passed or c.covered for c in closure])[:, None]
     return ScanResult(
         windows=spectra.windows,
         efficiencies=spectra.efficiencies,

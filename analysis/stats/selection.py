@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from analysis.defaults import DEFAULT_EFFICIENCIES
 from analysis.regions import Window, WindowBins, as_window
 from analysis.stats.closure import Separation, separation
+from analysis.stats.mismodelling import control_ratios
 
 __all__ = [
     "ReferenceScores",
@@ -28,10 +29,16 @@ __all__ = [
 
 
 class ReferenceScores(NamedTuple):
-    """A window's background reference in the signal region: masses (TeV) and out-of-fold scores."""
+    """A window's background reference in the signal region: masses (TeV) and out-of-fold scores.
+
+    `control`, where the detector measured it, is its control sample where no signal is
+    expected (an `anomaly.results.ControlSample`: held-out data and the reference's model,
+    scored), which measures each cut's mismodelling (`analysis.stats.mismodelling`).
+    """
 
     mjj: np.ndarray
     scores: np.ndarray
+    control: Any | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +57,20 @@ class SelectedSpectra:
     reference_efficiency_error: np.ndarray | None = None
     #: per window, the separation of the signal-region data from the reference (for closure)
     separations: tuple[Separation, ...] | None = None
+    #: (window, efficiency) data/reference pass ratio of each cut where no signal is expected
+    #: and its error (`analysis.stats.mismodelling`); None: not measured
+    control_ratio: np.ndarray | None = None
+    control_error: np.ndarray | None = None
+
+    def control(self, w: int, e: int) -> tuple[float, float]:
+        """(ratio, error) of cell (w, e)'s reference mismodelling; (1, 0) when not measured."""
+        if self.control_ratio is None:
+            return 1.0, 0.0
+        return float(self.control_ratio[w, e]), float(self.control_error[w, e])
+
+    def control_measured(self, w: int) -> bool:
+        """Whether window `w`'s reference mismodelling was measured (a nuisance in its cells)."""
+        return self.control_ratio is not None and bool(np.any(self.control_error[w] > 0))
 
     def bins(self, w: int) -> WindowBins:
         """Signal-region and fit-sideband bins of window `w`."""
@@ -133,7 +154,8 @@ def select_spectra(
     detector). The threshold keeps the top `efficiency` fraction of the window's
     signal-region events and is then applied to the whole spectrum. `references`, per window a
     background reference in the signal region, switch the background model of the selected
-    signal region to the inclusive fit times the reference efficiency.
+    signal region to the inclusive fit times the reference efficiency, scaled by the
+    mismodelling measured on each reference's control sample (when it has one).
     """
     edges = np.asarray(edges, dtype=float)
     windows = _windows(windows, edges)
@@ -170,9 +192,13 @@ def select_spectra(
         separation(scores[w, window.sr_mask(mjj)], np.asarray(ref.scores, dtype=float))
         for w, (window, ref) in enumerate(zip(windows, references, strict=True))
     )
+    measured = control_ratios(thresholds, [ref.control for ref in references])
+    ratio, error = (None, None) if measured is None else measured
     return dataclasses.replace(
         spectra,
         reference_efficiency=eff,
         reference_efficiency_error=err,
         separations=separations,
+        control_ratio=ratio,
+        control_error=error,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomaly import CATHODE
+from anomaly import CATHODE, ControlSample
 from anomaly.template_quality import (
     TwoSampleTest,
     auc_null_error,
@@ -115,12 +115,43 @@ def test_efficiency_closure_is_one_for_one_distribution_and_off_for_a_wrong_temp
         efficiency_closure(reference, data[:0], template)
 
 
+def test_pass_ratio_is_one_for_one_distribution_and_finite_when_nothing_passes():
+    """Same scores: ratio within 4 errors of 1 at every cut; beyond every score: floored, finite."""
+    rng = np.random.default_rng(4)
+    control = ControlSample(rng.normal(size=30_000), rng.normal(size=60_000))
+    ratio, error = control.pass_ratio(np.array([[0.0, 1.5], [2.5, 3.0]]))
+    assert ratio.shape == error.shape == (2, 2)
+    assert np.all(np.abs(ratio - 1) < 4 * error)
+    # nothing passes: one event's worth of each count, ratio n_model / n_data, error finite
+    (ratio,), (error,) = control.pass_ratio(np.array([99.0]))
+    assert ratio == pytest.approx(2.0)
+    assert 0 < error < 10
+    with pytest.raises(ValueError, match="needs data and model events"):
+        ControlSample(np.zeros(0), np.zeros(3))
+
+
 def test_cathode_measures_its_sideband_efficiency(gaussian):
-    """The fitted detector reports the efficiency closure on its held-out sidebands."""
+    """The fitted detector reports the efficiency closure on its held-out sidebands and hands
+    their scores (data and template at the same masses) to the next stage."""
     det = _cathode(gaussian, MAF(**FLOW))
     closure = det.sideband_efficiency_
     n_held = det.template_tests_["sideband"].n_a
     assert closure.n_data == closure.n_template == n_held
     assert closure.efficiencies == (0.1, 0.01, 0.002)
     assert np.isfinite(closure.ratio[0])
-    assert _cathode(gaussian, MAF(**FLOW), sideband_test=False).sideband_efficiency_ is None
+    control = det.result_.reference.control
+    assert len(control.data_scores) == len(control.model_scores) == n_held
+    ratio, _ = control.pass_ratio(np.array(closure.thresholds))
+    assert tuple(ratio) == pytest.approx(closure.ratio)
+    quiet = _cathode(gaussian, MAF(**FLOW), sideband_test=False)
+    assert quiet.sideband_efficiency_ is None
+    assert quiet.result_.reference.control is None
+
+
+def test_a_shifted_template_shows_in_the_control_sample(gaussian):
+    """A deliberately wrong template: the control pass ratios at the cuts keeping 50% and 10%
+    of it are far from one."""
+    det = _cathode(gaussian, ShiftedMAF(**FLOW))
+    thresholds = np.quantile(det.result_.reference.scores, [0.5, 0.9])
+    ratio, error = det.result_.reference.control.pass_ratio(thresholds)
+    assert np.all(np.abs(ratio - 1) > 4 * error)
