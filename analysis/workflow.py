@@ -43,7 +43,7 @@ from analysis.units import (
     unit_seeds,
     window_events,
 )
-from anomaly.results import DetectorResult
+from anomaly.results import ControlSample, DetectorResult
 
 __all__ = ["ScoreTask", "limit_efficiency", "run_search"]
 
@@ -78,6 +78,10 @@ def _unit_arrays(result: DetectorResult, seed: int) -> dict[str, np.ndarray]:
         # A subsample of the reference events, for the report's comparison plot.
         rng = np.random.default_rng(seed)
         arrays["template"] = reference.X[rng.permutation(len(reference.X))[:TEMPLATE_KEPT]]
+    if reference is not None and reference.control is not None:
+        # Held-out sideband data and template scores: the template's mismodelling of each cut.
+        arrays["control_data_scores"] = reference.control.data_scores
+        arrays["control_model_scores"] = reference.control.model_scores
     for name, test in (reference.quality if reference is not None else {}).items():
         arrays[f"{TEMPLATE_TEST}{name}"] = np.array([test[k] for k in TEMPLATE_TEST_FIELDS])
     return arrays
@@ -153,7 +157,12 @@ def _gather_scores(
         if "template" in unit:
             templates[w] = unit["template"]
         if "reference_scores" in unit:
-            references.append(ReferenceScores(unit["reference_mjj"], unit["reference_scores"]))
+            control = None
+            if "control_data_scores" in unit:
+                control = ControlSample(unit["control_data_scores"], unit["control_model_scores"])
+            references.append(
+                ReferenceScores(unit["reference_mjj"], unit["reference_scores"], control)
+            )
         rows = _window_rows(mjj, window)
         scores = unit["scores"]
         matrix[w] = scores.min() - 1.0
@@ -221,7 +230,7 @@ def _run_units(
             mjj, gathered.matrix, windows, edges, scan_config.efficiencies, gathered.references
         )
         scan = scan_spectra(spectra, scan_config)
-        failed = [c.window for c in scan.closure or () if not c.passed]
+        failed = [c.window for c in scan.closure or () if not (c.passed or c.covered)]
         if failed:
             log.warning(
                 "%s: the classifier tells the reference from the data beyond what the "
