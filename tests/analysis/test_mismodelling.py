@@ -116,3 +116,15 @@ def test_control_ratios_and_variation():
     with pytest.raises(ValueError, match="a control"):
         control_ratios(np.zeros((2, 1)), [None])
     assert VARIATION == "reference_mismodelling"
+
+
+def test_a_window_failing_closure_is_kept_only_when_its_mismodelling_is_measured():
+    """The 30%-off template fails closure; with its control sample the window stays tested."""
+    measured = scan_spectra(toy(5, 0.3))
+    (outcome,) = measured.closure
+    assert not outcome.passed
+    assert outcome.covered
+    assert measured.fit_valid.all()
+    unmeasured = scan_spectra(toy(5, 0.3, control=False))
+    assert not unmeasured.closure[0].covered
+    assert not unmeasured.fit_valid.any()

@@ -129,7 +129,7 @@ def test_nearly_empty_signal_region_names_the_window(tmp_path):
 
 
 def test_background_only_search_finds_no_excess(tmp_path):
-    """No injected signal: no method claims a bump (CATHODE's poor template is caught)."""
+    """No injected signal: no method claims a bump (CATHODE's poor template is covered)."""
     raw = tiny(
         tmp_path,
         data={"n_background": 60_000, "injection": {"n_signal": 0}},
@@ -147,9 +147,11 @@ def test_background_only_search_finds_no_excess(tmp_path):
         assert np.all(z[usable] < 3.0), (label, z, usable)
     cathode = results["methods"]["cathode"]
     assert "reference" in cathode["background_model"]
-    # The tiny flow's template is visibly wrong: closure must catch it, not claim an excess.
+    # The tiny flow's template is visibly wrong: closure catches it, and its windows stay
+    # tested with the measured mismodelling as a nuisance, still without an excess (above).
     assert not any(c["passed"] for c in cathode["reference_closure"])
-    assert cathode["best"]["window"] is None
+    assert all(c["covered"] for c in cathode["reference_closure"])
+    assert np.array(cathode["scan"]["fit_valid"]).any()
     # A perfect reference (simulated background) closes, and its calibration finds nothing.
     assert all(c["passed"] for c in results["methods"]["idealized"]["reference_closure"])
     assert "selected" in results["methods"]["cwola"]["background_model"]
