@@ -9,9 +9,9 @@ import pytest
 
 from analysis.regions import Window
 from analysis.stats.dijet import fixed_width_edges, sample_dijet
-from analysis.stats.lee import pseudo_scan
 from analysis.stats.mismodelling import VARIATION, control_ratios, control_variation
-from analysis.stats.scan import scan_spectra
+from analysis.stats.null import pseudo_scan
+from analysis.stats.scan import ScanConfig, scan_spectra
 from analysis.stats.selection import ReferenceScores, select_spectra
 from anomaly.results import ControlSample
 
@@ -82,14 +82,9 @@ def test_pseudo_scans_model_the_nuisance_as_the_scan_does():
     """The look-elsewhere path (batched) gives the scan's local Z for the same spectra."""
     spectra = toy(3, 0.3)
     expected = scan_spectra(spectra).signed_significances
-    got = pseudo_scan(spectra, spectra.inclusive[None], spectra.counts[None], _config())
+    config = ScanConfig(efficiencies=EFFICIENCIES)
+    got = pseudo_scan(spectra, spectra.inclusive[None], spectra.counts[None], config)
     np.testing.assert_allclose(got[0], expected, atol=2e-3)
-
-
-def _config():
-    from analysis.stats.scan import ScanConfig
-
-    return ScanConfig(efficiencies=EFFICIENCIES)
 
 
 def test_control_ratios_and_variation():
