@@ -20,9 +20,11 @@ much it is missed. Anchors (CaloChallenge 2022, arXiv:2410.21611, Geant4 showers
 0.626 / 0.638 / FPD 3.90 / 2.88 ms; the data here are a GFlash-style simulation, so the
 anchors are context, not targets.
 
-Writes benchmarks/results/calo.json (and the generated showers, float32 CaloChallenge HDF5,
-under `--showers-dir` for benchmarks/calo_official.py).
-Example: nice -n 10 python benchmarks/calo.py --epochs 40
+Resumable: the JSON is written atomically after every stage, the trainings checkpoint every
+epoch (under `--showers-dir`/checkpoints); a rerun with the same settings continues where a
+cut-off run stopped (`--fresh` starts over). Writes benchmarks/results/calo.json and the
+generated showers (float32 CaloChallenge HDF5) under `--showers-dir`.
+Example: /work/coord/heavy python benchmarks/calo.py --classifier-epochs 20
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from generative.calo.evaluation import ShowerEvaluation, evaluate_showers
 from generative.calo.geometry import load_binning
 from generative.calo.io import ShowerData, read_showers, write_showers
 from generative.calo.models import ShowerModel, make_shower_model
+from generative.calo.timing import Stopwatch, generation_times
 from generative.fileio import write_atomic
 from generative.training import TrainingConfig
 
@@ -77,7 +79,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--showers-dir", type=Path, default=Path("/tmp/resonance-search-calo"))
+    parser.add_argument(
+        "--showers-dir",
+        type=Path,
+        default=Path("/tmp/resonance-search-calo"),
+        help="generated showers and, under checkpoints/, the training checkpoints",
+    )
+    parser.add_argument(
+        "--train-minutes",
+        type=float,
+        default=60.0,
+        help="no training epoch starts that would end past this (summed over resumed runs)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="delete the training checkpoints and ignore the stages an interrupted run finished",
+    )
     return parser.parse_args(argv)
 
 
@@ -94,58 +112,6 @@ def classifier_config(args: argparse.Namespace) -> ClassifierConfig:
         split=config.split,
         training=training,
     )
-
-
-class Stopwatch:
-    """Wall and CPU seconds of a block, and the resident-set peak after it."""
-
-    def __init__(self) -> None:
-        self.wall = self.cpu = 0.0
-
-    def __enter__(self) -> Stopwatch:
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self._wall
-        self.cpu = time.process_time() - self._cpu
-        self.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    def record(self) -> dict[str, float]:
-        """The measurement as JSON-ready numbers."""
-        return {"wall_s": self.wall, "cpu_s": self.cpu, "peak_rss_mb": self.peak_rss_mb}
-
-
-def generation_times(
-    model: ShowerModel, energies: np.ndarray, repeats: int, seed: int
-) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """Wall and CPU ms per shower at batch 1, 1,000 and 10,000; the full sample at batch 10k."""
-    model.sample(energies[:1], batch_size=1, random_state=seed)  # warm-up
-    single = []
-    for i in range(repeats):
-        with Stopwatch() as watch:
-            model.sample(energies[i : i + 1], batch_size=1, random_state=seed + i)
-        single.append((watch.wall, watch.cpu))
-    times = {
-        "batch_1": {
-            "wall_ms": 1e3 * statistics.median(w for w, _ in single),
-            "cpu_ms": 1e3 * statistics.median(c for _, c in single),
-        }
-    }
-    with Stopwatch() as watch:
-        model.sample(energies[:1000], batch_size=1000, random_state=seed)
-    n = min(1000, len(energies))
-    times["batch_1000"] = {"wall_ms": 1e3 * watch.wall / n, "cpu_ms": 1e3 * watch.cpu / n}
-    with Stopwatch() as watch:
-        showers = model.sample(energies, batch_size=10_000, random_state=seed)
-    n = len(energies)
-    times["batch_10000"] = {
-        "wall_ms": 1e3 * watch.wall / n,
-        "cpu_ms": 1e3 * watch.cpu / n,
-        "n_showers": n,
-        "peak_rss_mb": watch.peak_rss_mb,
-    }
-    return times, showers
 
 
 def summarise(evaluation: ShowerEvaluation) -> dict[str, Any]:
@@ -177,13 +143,95 @@ def goals(summary: dict[str, Any], ms_per_shower: float) -> dict[str, Any]:
     return out
 
 
+class LoadSampler:
+    """The 1-minute load average every `interval` seconds in a background thread."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.samples = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> None:
+        """End the sampling."""
+        self._stop.set()
+
+
+def previous_run(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The report of an interrupted run with the same settings (empty after a change)."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return report if report.get("settings") == settings else {}
+
+
+def train_model(
+    name: str, args: argparse.Namespace, train: ShowerData, geometry: Any, log: Any
+) -> tuple[ShowerModel, dict[str, Any]]:
+    """A fitted model (resumed from its training checkpoints, or read back once trained)."""
+    work = args.showers_dir / "checkpoints"
+    params: dict[str, Any] = {"random_state": args.seed, "verbose": sys.stderr.isatty()}
+    params |= args.params
+    training = {
+        **params.get("training", {}),
+        "checkpoint": str(work / f"{name}.ckpt"),
+        "time_limit": 60.0 * args.train_minutes,
+    }
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
+    params["training"] = training
+    log(f"{name}: training on {len(train)} showers (checkpoints in {work})")
+    model = make_shower_model(name, geometry=geometry, **params)
+    with Stopwatch() as watch:
+        model.fit(train.showers, train.energies)
+    histories = {key: sub.history_ for key, sub in model.models_.items()}
+    record = {
+        "params": {k: v for k, v in params.items() if k != "verbose"},
+        # summed over resumed runs, from the checkpoints
+        "training_seconds": {
+            "wall_s": sum(h.seconds for h in histories.values()),
+            "cpu_s": sum(h.cpu_seconds for h in histories.values()),
+            "this_run": watch.record(),
+        },
+        "networks": {
+            key: {
+                "epochs_run": h.epochs_run,
+                "epochs_this_run": h.epochs_this_run,
+                "best_epoch": h.best_epoch,
+                "best_val_loss": h.best_val_loss,
+                "val_loss": h.val_loss,
+                "stopped_early": h.stopped_early,
+                "time_limited": h.time_limited,
+            }
+            for key, h in histories.items()
+        },
+        "threshold_mev": model.threshold_,
+    }
+    log(f"{name}: trained, {record['training_seconds']['wall_s']:.0f} s wall in all")
+    return model, record
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark and write its JSON."""
+    """Run the benchmark and write its JSON, resuming the stages of an interrupted run."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     cpu_started = time.process_time()
-    load_at_start = os.getloadavg()
+    load_at_start, epoch_started = os.getloadavg(), time.time()
+    sampler = LoadSampler()
+    settings = {
+        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "fresh"
+    }
+    output = args.output / "calo.json"
+    previous = {} if args.fresh else previous_run(output, settings)
+    results: dict[str, Any] = previous.get("results", {})
+    for path in (args.showers_dir / "checkpoints").glob("*.ckpt") if args.fresh else ():
+        path.unlink()
     geometry = load_binning(args.data / "binning_dataset_1_photons.xml")
     rng = np.random.default_rng(args.seed)
     train_all = read_showers(args.data / "photons_train.h5", geometry=geometry)
@@ -196,10 +244,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # showers from the same simulation, not showers unseen by a model)
     real = train_all.take(np.sort(rng.permutation(len(train_all))[:n_ref]))
     config = classifier_config(args)
-    loads = []
 
     def log(message: str) -> None:
-        loads.append(os.getloadavg()[0])
         print(f"[{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
 
     def evaluate(generated: ShowerData) -> ShowerEvaluation:
@@ -213,21 +259,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             progress=lambda stage: log(f"  {stage}"),
         )
 
-    log("reference vs real showers")
-    with Stopwatch() as watch:
-        floor = evaluate(real)
-    results: dict[str, Any] = {
-        "reference": {
-            "note": "real training-file showers vs the reference: the floor of every metric",
-            "summary": summarise(floor),
-            "evaluation_seconds": watch.record(),
-            "evaluation": floor.to_dict(),
-        }
-    }
-
     def write(complete: bool) -> Path:
         """The JSON so far (after every stage, so an interrupted run keeps what it measured)."""
-        load_at_end = os.getloadavg()
         report = {
             "benchmark": "calo",
             "data": {
@@ -238,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "note": "GFlash-style parametrised photon showers, not Geant4: AUCs are not "
                 "directly comparable with the challenge's tables",
             },
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "settings": settings,
             "classifier": {
                 "kind": args.classifier,
                 "n_hidden_layers": config.n_hidden_layers,
@@ -253,62 +286,68 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(),
-                # other processes on the machine slow every wall time; the load says how much
-                "load_average_start": list(load_at_start),
-                "load_average_end": list(load_at_end),
-                "load_average_1min_mean": float(np.mean(loads)) if loads else None,
                 "niceness": os.nice(0),
             },
+            # other processes on the machine slow every wall time; the load says how much. One
+            # entry per process of the run (more than one when it was resumed)
+            "runs": [
+                *previous.get("runs", []),
+                {
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_started)),
+                    "load_average_start": list(load_at_start),
+                    "load_average_end": list(os.getloadavg()),
+                    "load_average_1min_mean": float(np.mean(sampler.samples)),
+                    "load_average_1min_max": float(np.max(sampler.samples)),
+                    "wall_seconds": time.perf_counter() - started,
+                    "cpu_seconds": time.process_time() - cpu_started,
+                },
+            ],
             "goals": GOALS,
             "anchors": ANCHORS,
             "results": results,
-            "wall_seconds": time.perf_counter() - started,
-            "cpu_seconds": time.process_time() - cpu_started,
+            "complete": complete,
         }
-        report["complete"] = complete
-        return write_atomic(args.output / "calo.json", json.dumps(report, indent=2) + "\n")
+        return write_atomic(output, json.dumps(report, indent=2, allow_nan=False) + "\n")
 
     write(complete=False)
     for name in args.models:
-        params: dict[str, Any] = {"random_state": args.seed, "verbose": sys.stderr.isatty()}
-        params |= args.params
-        if args.epochs is not None:
-            params["training"] = {**params.get("training", {}), "epochs": args.epochs}
-        log(f"{name}: training on {len(train)} showers")
-        model = make_shower_model(name, geometry=geometry, **params)
-        with Stopwatch() as training:
-            model.fit(train.showers, train.energies)
-        log(f"{name}: trained in {training.wall:.0f} s wall, {training.cpu:.0f} s CPU")
+        if "summary" in results.get(name, {}):
+            log(f"{name}: done in an earlier run")
+            continue
+        model, record = train_model(name, args, train, geometry, log)
+        results[name] = record
+        write(complete=False)
         times, showers = generation_times(model, reference.energies, args.batch1_repeats, args.seed)
         generated = ShowerData(energies=reference.energies, showers=showers)
         path = write_showers(args.showers_dir / f"{name}.h5", generated)
-        log(f"{name}: {times}; evaluating")
-        with Stopwatch() as watch:
-            evaluation = evaluate(generated)
-        summary = summarise(evaluation)
-        results[name] = {
-            "params": {k: v for k, v in params.items() if k != "verbose"},
-            "training_seconds": training.record(),
-            "networks": {
-                key: {
-                    "epochs_run": sub.history_.epochs_run,
-                    "best_epoch": sub.history_.best_epoch,
-                    "best_val_loss": sub.history_.best_val_loss,
-                    "val_loss": sub.history_.val_loss,
-                    "stopped_early": sub.history_.stopped_early,
-                }
-                for key, sub in model.models_.items()
-            },
-            "threshold_mev": model.threshold_,
+        record |= {
             "ms_per_shower": times,
             "generated_file": str(path),
             "generated_dtype": "float32",
+        }
+        log(f"{name}: {times}; evaluating")
+        write(complete=False)
+        with Stopwatch() as watch:
+            evaluation = evaluate(generated)
+        summary = summarise(evaluation)
+        record |= {
             "summary": summary,
             "goals": goals(summary, times["batch_10000"]["wall_ms"]),
             "evaluation_seconds": watch.record(),
             "evaluation": evaluation.to_dict(),
         }
         write(complete=False)
+    if "reference" not in results:
+        log("reference vs real showers")
+        with Stopwatch() as watch:
+            floor = evaluate(real)
+        results["reference"] = {
+            "note": "real training-file showers vs the reference: the floor of every metric",
+            "summary": summarise(floor),
+            "evaluation_seconds": watch.record(),
+            "evaluation": floor.to_dict(),
+        }
+    sampler.stop()
     path = write(complete=True)
     log(f"wrote {path}")
     return json.loads(path.read_text())

@@ -30,6 +30,12 @@ class TrainingConfig:
     clip_grad_norm: float | None = 5.0
     #: restore the weights of the epoch with the lowest validation loss
     restore_best: bool = True
+    #: file of the training state, written after every epoch; an interrupted training given the
+    #: same file, data and settings resumes from its last finished epoch
+    checkpoint: str | None = None
+    #: seconds of training (summed over resumed runs) after which no further epoch is started;
+    #: a cosine schedule then follows the elapsed fraction of it when that is ahead of the epochs
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -39,6 +45,7 @@ class TrainingConfig:
             "validation_fraction": 0.0 <= self.validation_fraction < 1.0,
             "patience": self.patience is None or self.patience >= 1,
             "lr_schedule": self.lr_schedule in ("cosine", "plateau", "constant"),
+            "time_limit": self.time_limit is None or self.time_limit > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
+import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,8 +54,14 @@ class History:
     best_epoch: int = -1
     stopped_early: bool = False
     seconds: float = 0.0
+    #: CPU seconds of the training process (summed over resumed runs, like `seconds`)
+    cpu_seconds: float = 0.0
     n_train: int = 0
     n_val: int = 0
+    #: training stopped because the next epoch would have passed `TrainingConfig.time_limit`
+    time_limited: bool = False
+    #: epochs this call trained (fewer than `epochs_run` when it resumed from a checkpoint)
+    epochs_this_run: int = 0
 
     @property
     def epochs_run(self) -> int:
@@ -112,7 +122,7 @@ def _batches(
 def _scheduler(
     optimizer: torch.optim.Optimizer, config: TrainingConfig
 ) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
-    if config.lr_schedule == "cosine":
+    if config.lr_schedule == "cosine" and config.time_limit is None:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if config.lr_schedule == "plateau":
         patience = max(1, (config.patience or 10) // 3)
@@ -161,8 +171,17 @@ def train(
     entries are passed through, e.g. a missing context). `step_fn` replaces the default Adam step
     (adversarial models); `on_epoch_end(epoch, module, train_loss, val_loss)` lets callers keep
     snapshots. The progress bar shows only when `verbose` and stderr is a terminal.
+
+    With `config.checkpoint` the state (weights, optimiser, schedule, random streams, history,
+    best epoch) is written atomically after every epoch; a later call with the same file, data,
+    network and settings continues from the last finished epoch and ends with the weights an
+    uninterrupted run would have, and a call after a finished training returns its result at
+    once. `config.time_limit` stops before an epoch expected to end past that many seconds (and
+    a cosine schedule then anneals over the epochs or the time, whichever runs out first).
     """
     config = config or TrainingConfig()
+    if config.checkpoint and step_fn is not None:
+        raise ValueError("checkpoints need the default optimisation step (step_fn is not saved)")
     device = torch.device(device)
     module.to(device)
     history = History(
@@ -174,17 +193,71 @@ def train(
     scheduler = _scheduler(optimizer, config)
     generator = torch.Generator().manual_seed(random_state)
     best_state, best_loss, stale = None, math.inf, 0
-    start = time.perf_counter()
+    start, done, elapsed = time.perf_counter(), False, 0.0
+    cpu_start, cpu_elapsed = time.process_time(), 0.0
+    fingerprint = (
+        _fingerprint(module, train_data, val_data, config, random_state)
+        if config.checkpoint
+        else None
+    )
+    saved = _read_checkpoint(config.checkpoint, fingerprint) if config.checkpoint else None
+    if saved is not None:
+        meta, state = saved
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        best_state = state["best"] or None
+        best_loss, stale, done = meta["best_loss"], meta["stale"], meta["done"]
+        history = History(**{**meta["history"], "epochs_this_run": 0})
+        elapsed, cpu_elapsed = history.seconds, history.cpu_seconds
 
+    def clock() -> None:
+        history.seconds = elapsed + time.perf_counter() - start
+        history.cpu_seconds = cpu_elapsed + time.process_time() - cpu_start
+
+    def save_checkpoint() -> None:
+        clock()
+        meta = {
+            "fingerprint": fingerprint,
+            "history": history.to_dict(),
+            "best_loss": best_loss,
+            "stale": stale,
+            "done": done,
+        }
+        state = {
+            "module": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": {} if scheduler is None else scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "rng": torch.get_rng_state(),
+            "best": best_state or {},
+        }
+        _write_checkpoint(config.checkpoint, meta, state)
+
+    first = history.epochs_run
     bar = tqdm(
-        range(config.epochs),
+        range(first, first if done else config.epochs),
         desc=desc,
         disable=not (verbose and sys.stderr.isatty()),
         leave=False,
         file=sys.stderr,
     )
     with seeded(random_state):
+        if saved is not None:
+            torch.set_rng_state(saved[1]["rng"])
         for epoch in bar:
+            spent = elapsed + time.perf_counter() - start
+            # stop before an epoch that would, at the mean pace so far, end past the limit
+            pace = spent / max(history.epochs_run, 1)
+            if (
+                config.time_limit is not None
+                and history.epochs_run
+                and spent + pace > config.time_limit
+            ):
+                history.time_limited = history.stopped_early = True
+                break
             module.train()
             total, count = 0.0, 0
             for batch in _batches(train_data, config.batch_size, generator):
@@ -215,6 +288,7 @@ def train(
             )
             history.train_loss.append(train_loss)
             history.learning_rate.append(optimizer.param_groups[0]["lr"])
+            history.epochs_this_run += 1
             if val_data is not None:
                 history.val_loss.append(val_loss)
             if on_epoch_end is not None:
@@ -231,12 +305,73 @@ def train(
                 scheduler.step(val_loss)
             elif scheduler is not None:
                 scheduler.step()
+            elif config.lr_schedule == "cosine":
+                # with a time limit the cosine runs over the epochs or the time, whichever ends
+                # first, so a slowed-down training still ends annealed
+                spent = elapsed + time.perf_counter() - start
+                progress = min(1.0, max((epoch + 1) / config.epochs, spent / config.time_limit))
+                for group in optimizer.param_groups:
+                    group["lr"] = 0.5 * config.learning_rate * (1.0 + math.cos(math.pi * progress))
             if config.patience is not None and stale >= config.patience:
                 history.stopped_early = True
+            if config.checkpoint and not history.stopped_early:
+                save_checkpoint()
+            if history.stopped_early:
                 break
+    if config.checkpoint and not done:
+        done = True
+        save_checkpoint()
 
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
-    history.seconds = time.perf_counter() - start
+    clock()
     return history
+
+
+def _fingerprint(
+    module: torch.nn.Module,
+    train_data: Sequence[torch.Tensor | None],
+    val_data: Sequence[torch.Tensor | None] | None,
+    config: TrainingConfig,
+    random_state: int,
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: data, network shapes, settings, seed."""
+    digest = hashlib.sha256()
+    for tensor in [*train_data, *(val_data or [])]:
+        if tensor is not None:
+            digest.update(str(tuple(tensor.shape)).encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("checkpoint", "time_limit")}
+    shapes = {k: list(v.shape) for k, v in module.state_dict().items()}
+    return {
+        "data": digest.hexdigest(),
+        "settings": settings,
+        "shapes": shapes,
+        "seed": random_state,
+    }
+
+
+def _read_checkpoint(
+    path: str | os.PathLike, fingerprint: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(meta, state) of a checkpoint of this very training, None when there is none yet."""
+    from generative.estimator import unpack  # the envelope module imports this one
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    meta, state = unpack(path.read_bytes(), source=f"training checkpoint {path}")
+    if json.loads(json.dumps(fingerprint)) != meta.get("fingerprint"):
+        raise ValueError(
+            f"training checkpoint {path} belongs to another training (different data, network "
+            "or settings): delete it or give another checkpoint file"
+        )
+    return meta, state
+
+
+def _write_checkpoint(path: str | os.PathLike, meta: dict[str, Any], state: dict[str, Any]) -> None:
+    from generative.estimator import pack
+    from generative.fileio import write_atomic
+
+    write_atomic(path, pack(meta, state))

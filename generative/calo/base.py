@@ -15,6 +15,7 @@ set to 0: `threshold="auto"` learns it from the training showers (their smallest
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -302,14 +303,21 @@ class ShowerModel(Estimator, abc.ABC):
         defaults: dict[str, Any],
         override: dict[str, Any] | None,
         seed: int,
+        key: str,
     ) -> DensityModel:
-        """An unfitted network of this model: `defaults` updated by `override` (its "training"
-        entry changing only the fields it names), standardised inputs, seeded, on `device`."""
+        """An unfitted network `key` of this model: `defaults` updated by `override` (its
+        "training" entry changing only the fields it names), standardised inputs, seeded, on
+        `device`; a training checkpoint ``run.ckpt`` becomes ``run.<key>.ckpt`` for it."""
+        training = self._training((override or {}).get("training"))
+        if training.checkpoint:
+            path = Path(training.checkpoint)
+            checkpoint = str(path.with_name(f"{path.stem}.{key}{path.suffix}"))
+            training = dataclasses.replace(training, checkpoint=checkpoint)
         return model_cls(
             **flow_params(defaults, override),
             preprocessing="standard",
             context_preprocessing="standard",
-            training=self._training((override or {}).get("training")),
+            training=training,
             random_state=int(seed),
             device=self.device,
             verbose=self.verbose,

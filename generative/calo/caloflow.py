@@ -68,6 +68,7 @@ class CaloFlow(ShowerModel):
         self.log_energy_floor_ = log_e.min(axis=0)
         models = {
             "energy": self._fit_flow(
+                "energy",
                 self.ENERGY_FLOW,
                 self.energy_flow,
                 self._energy_features(energies),
@@ -75,6 +76,7 @@ class CaloFlow(ShowerModel):
                 seeds[1],
             ),
             "shape": self._fit_flow(
+                "shape",
                 self.SHAPE_FLOW,
                 self.shape_flow,
                 self._shape_features(shapes),
@@ -86,13 +88,14 @@ class CaloFlow(ShowerModel):
 
     def _fit_flow(
         self,
+        key: str,
         defaults: dict[str, Any],
         override: dict[str, Any] | None,
         x: np.ndarray,
         context: np.ndarray,
         seed: int,
     ) -> MAF:
-        return self._network(MAF, defaults, override, seed).fit(x, context)
+        return self._network(MAF, defaults, override, seed, key).fit(x, context)
 
     def _shape_context(self, incident: np.ndarray, log_e: np.ndarray) -> np.ndarray:
         # generated layer energies below anything seen in training would be extrapolation

@@ -60,7 +60,7 @@ class CaloINN(ShowerModel):
         self, data: ShowerData, seeds: np.ndarray
     ) -> tuple[ShowerPipeline, dict[str, DensityModel]]:
         pre, x = self._joint_features(data, seeds[0])
-        model = self._network(CouplingFlow, self.FLOW, self.flow, seeds[1])
+        model = self._network(CouplingFlow, self.FLOW, self.flow, seeds[1], "flow")
         incident = data.energies.astype(np.float64)
         return pre, {"flow": model.fit(x, np.log10(incident)[:, None])}
 

@@ -61,7 +61,7 @@ class FlowMatchingShowers(ShowerModel):
             raise ValueError(
                 f"representation must be 'layers' or 'voxels', got {self.representation!r}"
             )
-        model = self._network(FlowMatching, self.FLOW, self.flow, seeds[1])
+        model = self._network(FlowMatching, self.FLOW, self.flow, seeds[1], "flow")
         return pre, {"flow": model.fit(x, np.log10(incident)[:, None])}
 
     def _sample_batch(self, incident: np.ndarray, seed: int) -> np.ndarray:
