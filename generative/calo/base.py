@@ -292,9 +292,11 @@ class ShowerModel(Estimator, abc.ABC):
     def _set_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what `_extra_state` returned."""
 
-    def _training(self, override: Any = None) -> TrainingConfig:
-        """The training of one network: `training`, with the fields `override` names changed."""
-        base = TrainingConfig.coerce(self.training, defaults=self.TRAINING)
+    def _training(self, override: Any = None, defaults: Any = None) -> TrainingConfig:
+        """The training of one network: the model's ``TRAINING``, then the network's own
+        `defaults`, then `training`, then the fields `override` names."""
+        model = TrainingConfig.coerce(defaults, defaults=self.TRAINING)
+        base = TrainingConfig.coerce(self.training, defaults=model)
         return TrainingConfig.coerce(override, defaults=base)
 
     def _network(
@@ -305,10 +307,10 @@ class ShowerModel(Estimator, abc.ABC):
         seed: int,
         key: str,
     ) -> DensityModel:
-        """An unfitted network `key` of this model: `defaults` updated by `override` (its
-        "training" entry changing only the fields it names), standardised inputs, seeded, on
+        """An unfitted network `key` of this model: `defaults` updated by `override` (their
+        "training" entries changing only the fields they name), standardised inputs, seeded, on
         `device`; a training checkpoint ``run.ckpt`` becomes ``run.<key>.ckpt`` for it."""
-        training = self._training((override or {}).get("training"))
+        training = self._training((override or {}).get("training"), defaults.get("training"))
         if training.checkpoint:
             path = Path(training.checkpoint)
             checkpoint = str(path.with_name(f"{path.stem}.{key}{path.suffix}"))

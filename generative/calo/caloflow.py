@@ -47,6 +47,8 @@ class CaloFlow(ShowerModel):
         "n_transforms": 4,
         "hidden_features": 256,
     }
+    #: the network class of each flow (a subclass may swap flow 2 for a one-pass coupling flow)
+    NETWORKS: ClassVar[dict[str, type[MAF]]] = {"energy": MAF, "shape": MAF}
 
     def __init__(
         self,
@@ -95,7 +97,7 @@ class CaloFlow(ShowerModel):
         context: np.ndarray,
         seed: int,
     ) -> MAF:
-        return self._network(MAF, defaults, override, seed, key).fit(x, context)
+        return self._network(self.NETWORKS[key], defaults, override, seed, key).fit(x, context)
 
     def _shape_context(self, incident: np.ndarray, log_e: np.ndarray) -> np.ndarray:
         # generated layer energies below anything seen in training would be extrapolation

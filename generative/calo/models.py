@@ -5,6 +5,8 @@
   matching with an ODE sampler.
 - 'calo_inn' (`CaloINN`, `generative.calo.coupling`): one spline-coupling flow on the joint
   layer representation, sampled in one pass (the fast default).
+- 'caloflow_inn' (`CaloFlowINN`, `generative.calo.caloflow_inn`): CaloFlow's two stages, the
+  shapes by a spline-coupling flow (one pass) trained by likelihood instead of a distilled IAF.
 
 All share the interface of `generative.calo.base.ShowerModel` and the CaloFlow preprocessing of
 `generative.calo.preprocessing`, train with the shared loop of `generative.training` and
@@ -20,12 +22,14 @@ from generative.calo.base import (
     resolve_geometry,
 )
 from generative.calo.caloflow import CaloFlow
+from generative.calo.caloflow_inn import CaloFlowINN
 from generative.calo.coupling import CaloINN
 from generative.calo.flow_matching import FlowMatchingShowers
 
 __all__ = [
     "SHOWER_MODELS",
     "CaloFlow",
+    "CaloFlowINN",
     "CaloINN",
     "FlowMatchingShowers",
     "ShowerModel",

@@ -27,6 +27,10 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     },
     "flow_matching": {"flow": {"hidden_features": 32, "n_blocks": 1, "steps": 4}},
     "calo_inn": {"flow": {"n_transforms": 4, "hidden_features": 32, "n_blocks": 1, "n_bins": 4}},
+    "caloflow_inn": {
+        "energy_flow": {"n_transforms": 2, "hidden_features": 16, "n_bins": 4},
+        "shape_flow": {"n_transforms": 4, "hidden_features": 32, "n_blocks": 1, "n_bins": 4},
+    },
 }
 
 

@@ -9,6 +9,7 @@ from generative.calo.features import layer_energies
 from generative.calo.models import (
     SHOWER_MODELS,
     CaloFlow,
+    CaloFlowINN,
     CaloINN,
     FlowMatchingShowers,
     ShowerModel,
@@ -23,8 +24,10 @@ ENERGIES = 2.0 ** np.array([8, 9, 10, 11, 12, 10, 9, 8, 12, 11, 10, 9])
 
 
 def test_every_registered_model_has_a_fast_configuration():
-    assert set(SHOWER_MODELS) == set(FAST_PARAMS) == {"caloflow", "flow_matching", "calo_inn"}
+    expected = {"caloflow", "flow_matching", "calo_inn", "caloflow_inn"}
+    assert set(SHOWER_MODELS) == set(FAST_PARAMS) == expected
     assert SHOWER_MODELS["calo_inn"] is CaloINN
+    assert SHOWER_MODELS["caloflow_inn"] is CaloFlowINN
     assert SHOWER_MODELS["caloflow"] is CaloFlow
     assert SHOWER_MODELS["flow_matching"] is FlowMatchingShowers
 
@@ -118,8 +121,9 @@ def test_a_subclass_without_its_own_name_does_not_register():
     assert SHOWER_MODELS["caloflow"] is CaloFlow
 
 
-def test_two_stage_layer_energies_sum_correctly(tiny_geometry, tiny_data):
-    model = fast_shower_model("caloflow", tiny_geometry).fit(tiny_data.showers, tiny_data.energies)
+@pytest.mark.parametrize("name", ["caloflow", "caloflow_inn"])
+def test_two_stage_layer_energies_sum_correctly(name, tiny_geometry, tiny_data):
+    model = fast_shower_model(name, tiny_geometry).fit(tiny_data.showers, tiny_data.energies)
     e_layers = model.sample_layer_energies(ENERGIES, random_state=5, batch_size=5)
     showers = model.sample(ENERGIES, random_state=5, batch_size=5)
     assert e_layers.shape == (len(ENERGIES), 3)
