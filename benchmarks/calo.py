@@ -54,6 +54,7 @@ from generative.training import TrainingConfig
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "calo"
 RESULTS = REPO / "benchmarks" / "results"
+MODEL_SETTINGS = ("models", "epochs", "params", "train_minutes")
 GOALS = {"auc_low_level": 0.60, "auc_high_level": 0.55, "fpd_x1e3": 3.0, "ms_per_shower": 2.0}
 ANCHORS = {
     "source": "CaloChallenge 2022 (arXiv:2410.21611), dataset 1 photons, Geant4 showers",
@@ -162,12 +163,13 @@ class LoadSampler:
 
 
 def previous_run(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """The report of an interrupted run with the same settings (empty after a change)."""
+    """The report of an earlier run with the same data, classifier and seed (else empty)."""
     try:
         report = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-    return report if report.get("settings") == settings else {}
+    common = {k: v for k, v in report.get("settings", {}).items() if k in settings}
+    return report if common == settings else {}
 
 
 def train_model(
@@ -224,12 +226,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cpu_started = time.process_time()
     load_at_start, epoch_started = os.getloadavg(), time.time()
     sampler = LoadSampler()
+    # what every model's numbers depend on; a model's own settings go into its record, so runs
+    # of further models add to the same JSON (and reuse its real-vs-real floor)
     settings = {
-        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "fresh"
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in vars(args).items()
+        if k not in (*MODEL_SETTINGS, "fresh")
     }
     output = args.output / "calo.json"
     previous = {} if args.fresh else previous_run(output, settings)
     results: dict[str, Any] = previous.get("results", {})
+    for name, record in results.items():
+        # the model records of a run that kept every setting at the top level
+        old = previous["settings"]
+        if name != "reference":
+            record.setdefault("settings", {k: old[k] for k in MODEL_SETTINGS[1:] if k in old})
     for path in (args.showers_dir / "checkpoints").glob("*.ckpt") if args.fresh else ():
         path.unlink()
     geometry = load_binning(args.data / "binning_dataset_1_photons.xml")
@@ -293,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "runs": [
                 *previous.get("runs", []),
                 {
+                    "argv": sys.argv[1:] if argv is None else argv,
                     "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_started)),
                     "load_average_start": list(load_at_start),
                     "load_average_end": list(os.getloadavg()),
@@ -311,10 +323,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     write(complete=False)
     for name in args.models:
-        if "summary" in results.get(name, {}):
+        own = {k: getattr(args, k) for k in MODEL_SETTINGS[1:]}
+        if "summary" in results.get(name, {}) and results[name].get("settings") == own:
             log(f"{name}: done in an earlier run")
             continue
         model, record = train_model(name, args, train, geometry, log)
+        record = {"settings": own, **record}
         results[name] = record
         write(complete=False)
         times, showers = generation_times(model, reference.energies, args.batch1_repeats, args.seed)
