@@ -93,6 +93,18 @@ def train(
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs of every network."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
     learning_rate: float | None = typer.Option(None, "--learning-rate", help="Adam step size."),
+    checkpoint: Path | None = typer.Option(
+        None,
+        "--checkpoint",
+        help="Training state, written every epoch (one file per network); the same command "
+        "resumes an interrupted training from it.",
+    ),
+    minutes: float | None = typer.Option(
+        None,
+        "--minutes",
+        help="Start no epoch expected to end past this many minutes of training per network "
+        "(a cosine schedule then anneals over the time).",
+    ),
     params: str | None = typer.Option(
         None, "--params", help="Model arguments as JSON, e.g. '{\"noise\": 0.01}'."
     ),
@@ -114,6 +126,8 @@ def train(
             ("epochs", epochs),
             ("batch_size", batch_size),
             ("learning_rate", learning_rate),
+            ("checkpoint", None if checkpoint is None else str(checkpoint)),
+            ("time_limit", None if minutes is None else 60.0 * minutes),
         ):
             if value is not None:
                 training[key] = value

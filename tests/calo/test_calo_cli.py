@@ -219,3 +219,24 @@ def test_commands_are_part_of_the_main_cli():
     assert result.exit_code == 0
     for command in ("train", "generate", "evaluate", "amplification"):
         assert command in result.output
+
+
+def test_train_resumes_from_its_checkpoint(files):
+    out, checkpoint = files["folder"] / "resumed.pt", files["folder"] / "run.ckpt"
+    args = (
+        "train", files["train"], "-o", out, "-m", "calo_inn", "-g", files["xml"],
+        "--epochs", 2, "--batch-size", 128, "--params", json.dumps(FAST_PARAMS["calo_inn"]),
+        "--checkpoint", checkpoint, "--minutes", 30, "--quiet",
+    )  # fmt: skip
+    assert _run(*args).exit_code == 0
+    assert (files["folder"] / "run.flow.ckpt").is_file()
+    # a second call reads the finished training back: the same model, no epoch retrained
+    first = ShowerModel.load(out)
+    assert _run(*args).exit_code == 0
+    second = ShowerModel.load(out)
+    assert second.models_["flow"].history_.epochs_this_run == 0
+    assert second.get_params()["training"]["time_limit"] == 1800
+    energies = np.full(5, 1024.0)
+    np.testing.assert_array_equal(
+        first.sample(energies, random_state=0), second.sample(energies, random_state=0)
+    )
