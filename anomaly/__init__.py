@@ -53,7 +53,8 @@ class DetectorRegistry(Mapping[str, "type[AnomalyDetector]"]):
         self._classes = dict(classes)
 
     def __getitem__(self, name: str) -> type[AnomalyDetector]:
-        return getattr(importlib.import_module(self.location(name)[0]), self.location(name)[1])
+        module, cls = self.location(name)
+        return getattr(importlib.import_module(module), cls)
 
     def location(self, name: str) -> tuple[str, str]:
         """(module, class name) of a detector, without importing it."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
+import analysis.compare as compare
 import analysis.units as units
 from analysis.compare import make_benchmark, run_compare
 from analysis.config import load_config
+from analysis.store import ConfigChangedError
 from tests.analysis.search_configs import FAST_HGB, tiny
 
 
@@ -79,3 +82,19 @@ def test_compare_needs_labelled_data(tmp_path):
     raw["data"] = {"source": "table", "paths": [str(tmp_path / "features.parquet")]}
     with pytest.raises(ValueError, match="compare needs labelled data"):
         run_compare(load_config(raw))
+
+
+def test_resumed_compare_refuses_a_benchmark_whose_data_changed(tmp_path, monkeypatch):
+    config = load_config(
+        small_compare(tmp_path, injections=[600], methods=[{"name": "cwola", "options": FAST_HGB}])
+    )
+    run_compare(config)
+    real = compare.make_benchmark
+
+    def reshuffled(*args, **kwargs) -> compare.Benchmark:
+        bench = real(*args, **kwargs)
+        return dataclasses.replace(bench, data=bench.data.sample(frac=1.0, random_state=1))
+
+    monkeypatch.setattr(compare, "make_benchmark", reshuffled)
+    with pytest.raises(ConfigChangedError, match="other data of inj600/seed0"):
+        run_compare(config)
