@@ -132,6 +132,11 @@ class Window:
         mjj = _as_mjj(mjj)
         return self.sb_low_mask(mjj) | self.sb_high_mask(mjj)
 
+    def mask(self, mjj: np.ndarray | pd.Series) -> np.ndarray:
+        """True for the window's events: in the signal region or in a sideband."""
+        mjj = _as_mjj(mjj)
+        return self.sr_mask(mjj) | self.sb_mask(mjj)
+
     def counts(self, mjj: np.ndarray | pd.Series) -> WindowCounts:
         """Number of events in the signal region and in each sideband."""
         mjj = _as_mjj(mjj)

@@ -81,7 +81,7 @@ def window_events(
     """A window's arrays for a `DetectorUnit`: its rows of `events` and extra SR background."""
     features = list(features)
     mjj_all = events["mjj"].to_numpy()
-    rows = window.sr_mask(mjj_all) | window.sb_mask(mjj_all)
+    rows = window.mask(mjj_all)
     mjj = mjj_all[rows]
     out: dict[str, np.ndarray | None] = {
         "X": events.loc[rows, features].to_numpy(),

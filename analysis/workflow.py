@@ -104,10 +104,6 @@ def _run_score_task(task: ScoreTask) -> str:
     return task.key
 
 
-def _window_rows(mjj: np.ndarray, window: Window) -> np.ndarray:
-    return (mjj >= window.sb_low) & (mjj < window.sb_high)
-
-
 def _score_tasks(
     config: SearchConfig,
     data: SearchData,
@@ -163,7 +159,7 @@ def _gather_scores(
             references.append(
                 ReferenceScores(unit["reference_mjj"], unit["reference_scores"], control)
             )
-        rows = _window_rows(mjj, window)
+        rows = window.mask(mjj)
         scores = unit["scores"]
         matrix[w] = scores.min() - 1.0
         matrix[w, rows] = scores

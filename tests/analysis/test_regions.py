@@ -99,3 +99,17 @@ def test_sliding_window_errors():
         sliding_windows(3.0, 4.0, 0.2, spacing="quadratic")
     with pytest.raises(ValueError, match="positive"):
         sliding_windows(3.0, 4.0, 0.2, step=0.0)
+
+
+def test_bin_masks_and_window_events_follow_the_window():
+    window = Window(3.3, 3.7, sideband_width=0.2)
+    edges = np.round(np.arange(2.8, 4.25, 0.1), 10)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    bins = window.bins(edges)
+    np.testing.assert_allclose(centres[bins.sr], [3.35, 3.45, 3.55, 3.65])
+    np.testing.assert_allclose(centres[bins.fit], [3.15, 3.25, 3.75, 3.85])
+    np.testing.assert_array_equal(bins.fit_range, bins.sr | bins.fit)
+    everything_else = Window(3.3, 3.7).bins(edges)
+    np.testing.assert_array_equal(everything_else.fit, ~everything_else.sr)
+    mjj = np.array([3.09, 3.1, 3.5, 3.89, 3.95])
+    np.testing.assert_array_equal(window.mask(mjj), [False, True, True, True, False])
