@@ -40,7 +40,12 @@ def test_a_reference_closes_within_what_the_excess_allows():
 
 
 def test_quiet_pyhf_restores_the_callers_backend():
-    pyhf.set_backend("pytorch", "minuit")
+    import torch
+
+    # pyhf's torch backend sets torch's default dtype (to float32 at 32b, torch's own default):
+    # a test must not leave float64 behind for the torch tests after it.
+    dtype = torch.get_default_dtype()
+    pyhf.set_backend("pytorch", "minuit", precision="32b")
     try:
         with quiet_pyhf():
             assert pyhf.tensorlib.name == "numpy"
@@ -48,3 +53,4 @@ def test_quiet_pyhf_restores_the_callers_backend():
         assert pyhf.optimizer.name == "minuit"
     finally:
         pyhf.set_backend("numpy", "scipy")
+        torch.set_default_dtype(dtype)
