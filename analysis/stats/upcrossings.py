@@ -80,8 +80,10 @@ def extrapolate_global(
 
     `maps` are (n_pseudo, windows, efficiencies) signed local Z of background-only
     pseudo-experiments. The result is the smaller of the Gross-Vitells expectation and the
-    Bonferroni bound `n_cells` Phi(-z), named in `method`; a bootstrap over the maps gives the
-    Gross-Vitells uncertainty (zero for the Bonferroni bound, which is exact as a bound).
+    Bonferroni bound `n_cells` Phi(-z), named in `method` (the bound when the expectation
+    falls below the local p-value Phi(-z), which no global p-value can); a bootstrap over
+    the maps gives the Gross-Vitells uncertainty (zero for the Bonferroni bound, which is
+    exact as a bound).
     """
     thresholds = np.asarray(thresholds, dtype=float)
     counts = excursion_counts(maps, thresholds).astype(float)
@@ -96,7 +98,9 @@ def extrapolate_global(
     boot = np.array([_gv_coefficients(counts[d].mean(axis=0), thresholds, weights) for d in draws])
     p_boot = _gv_p(z, boot.T)
     p_bonferroni = float(min(1.0, n_cells * special.ndtr(-z)))
-    if p_bonferroni < p_gv:
+    # A fit whose slope turns the expectation below the local p-value (N1 + N2 z < 0 far beyond
+    # the fitted thresholds) bounds nothing: the global p-value is never below the local one.
+    if p_bonferroni < p_gv or p_gv < special.ndtr(-z):
         p, error, method = p_bonferroni, 0.0, "bonferroni"
     else:
         p, error, method = p_gv, float(np.std(p_boot)), "gross-vitells"
