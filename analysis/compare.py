@@ -135,8 +135,9 @@ def _run_compare_task(task: CompareTask) -> str:
     store = ResultStore(task.store_root, task.fingerprint)
     unit = task.unit
     detector = make_unit_detector(unit)
-    if detector.uses_labels and unit.labels is not None:
-        n_signal = int(unit.labels[unit.in_sr].sum())
+    labels = unit.events.labels
+    if detector.uses_labels and labels is not None:
+        n_signal = int(labels[unit.events.in_sr].sum())
         if n_signal < detector.n_folds:
             # A supervised reference needs signal to learn from: nothing to compare at this point.
             reason = f"{n_signal} signal events in the signal region, fewer than the folds"
@@ -182,7 +183,7 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
                     window=window,
                     seed=seeds[m],
                     threads=config.executor.threads_per_task,
-                    **events,
+                    events=events,
                 )
                 tasks.append(
                     CompareTask(

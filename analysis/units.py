@@ -21,6 +21,7 @@ from analysis.executor import limited_threads
 from analysis.regions import Window
 from anomaly import make_detector
 from anomaly.base import AnomalyDetector
+from anomaly.events import WindowEvents
 from anomaly.results import DetectorResult
 
 __all__ = [
@@ -61,14 +62,9 @@ class DetectorUnit:
     method: str
     options: dict[str, Any]
     window: Window
-    X: np.ndarray
-    mjj: np.ndarray
-    in_sr: np.ndarray
+    #: the window's rows (and, for the idealized detector, the extra SR background)
+    events: WindowEvents
     seed: int
-    #: the idealized detector's extra background in the signal region, and its masses
-    background: np.ndarray | None = None
-    background_mjj: np.ndarray | None = None
-    labels: np.ndarray | None = None
     threads: int = 1
 
 
@@ -77,25 +73,28 @@ def window_events(
     events: pd.DataFrame,
     features: Sequence[str],
     extra_background: pd.DataFrame | None = None,
-) -> dict[str, np.ndarray | None]:
-    """A window's arrays for a `DetectorUnit`: its rows of `events` and extra SR background."""
+) -> WindowEvents:
+    """A window's rows of `events` and the extra background in its SR, as a detector takes them.
+
+    Not validated here: the detector's `fit` checks them and names what is wrong.
+    """
     features = list(features)
     mjj_all = events["mjj"].to_numpy()
     rows = window.mask(mjj_all)
     mjj = mjj_all[rows]
-    out: dict[str, np.ndarray | None] = {
-        "X": events.loc[rows, features].to_numpy(),
-        "mjj": mjj,
-        "in_sr": window.sr_mask(mjj),
-        "labels": events.loc[rows, "label"].to_numpy() if "label" in events else None,
-        "background": None,
-        "background_mjj": None,
-    }
+    background = background_mjj = None
     if extra_background is not None:
         in_sr = window.sr_mask(extra_background["mjj"])
-        out["background"] = extra_background.loc[in_sr, features].to_numpy()
-        out["background_mjj"] = extra_background.loc[in_sr, "mjj"].to_numpy()
-    return out
+        background = extra_background.loc[in_sr, features].to_numpy()
+        background_mjj = extra_background.loc[in_sr, "mjj"].to_numpy()
+    return WindowEvents(
+        X=events.loc[rows, features].to_numpy(),
+        mjj=mjj,
+        in_sr=window.sr_mask(mjj),
+        background=background,
+        labels=events.loc[rows, "label"].to_numpy() if "label" in events else None,
+        background_mjj=background_mjj,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,19 +116,20 @@ def fit_unit(unit: DetectorUnit) -> FittedUnit:
     start = time.perf_counter()
     with limited_threads(unit.threads):
         detector = make_unit_detector(unit)
+        events = unit.events
         extras: dict[str, np.ndarray] = {}
         if detector.uses_background:
-            if unit.background is None:
+            if events.background is None:
                 raise ValueError(f"{unit.method} needs an extra background sample (toy data only)")
-            extras["background"] = unit.background
-            if unit.background_mjj is not None:
-                extras["background_mjj"] = unit.background_mjj
+            extras["background"] = events.background
+            if events.background_mjj is not None:
+                extras["background_mjj"] = events.background_mjj
         if detector.uses_labels:
-            if unit.labels is None:
+            if events.labels is None:
                 raise ValueError(f"{unit.method} needs truth labels; the data have none")
-            extras["labels"] = unit.labels
+            extras["labels"] = events.labels
         try:
-            result = detector.fit(unit.X, unit.mjj, unit.in_sr, **extras).result_
+            result = detector.fit(events.X, events.mjj, events.in_sr, **extras).result_
         except ValueError as err:
             raise ValueError(f"{unit.method} on window {unit.window.name}: {err}") from err
     return FittedUnit(detector, result, time.perf_counter() - start)

@@ -127,7 +127,7 @@ def _score_tasks(
                 window=window,
                 seed=seeds[m * len(windows) + w],
                 threads=config.executor.threads_per_task,
-                **events,
+                events=events,
             )
             tasks.append(ScoreTask(key, unit, str(store.root), store.fingerprint))
     return tasks
