@@ -34,7 +34,7 @@ import numpy as np
 from analysis.compare import compare_folder, run_compare
 from analysis.config import ExecutorConfig, MethodConfig, SearchConfig, load_config
 from analysis.executor import InProcessExecutor
-from analysis.store import ResultStore, write_json
+from analysis.store import ResultStore, write_atomic, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "sic_vs_injection.yaml"
@@ -198,6 +198,42 @@ def plot(rows: list[dict[str, Any]], records: list[dict[str, Any]], out: Path, f
     return [sic_path.name] + ([curves_path.name] if curves else [])
 
 
+def markdown(rows: list[dict[str, Any]], floor: int) -> str:
+    """The summary as a table: median [16%, 84%] over the seeds that finished."""
+
+    def cell(band: dict[str, Any], spec: str) -> str:
+        if band["median"] is None:
+            return f"> floor ({band['n_beyond_floor']})" if band.get("n_beyond_floor") else "n/a"
+        low, high = (
+            format(band[k], spec) if band[k] is not None else "inf" for k in ("low", "high")
+        )
+        return f"{band['median']:{spec}} [{low}, {high}]"
+
+    lines = [
+        f"Median [16%, 84%] over seeds; max SIC and rejections where at least {floor} "
+        "test-background events survive (beyond the floor: not measurable on this test set).",
+        "",
+        "| method | injected | seeds | max SIC | AUC | 1/eps_B at eps_S=0.2 | at 0.5 "
+        "| unit wall [s] | unit CPU [s] | peak RSS [MB] |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        if not r["seeds"]:
+            lines.append(
+                f"| {r['method']} | {r['injection']} | 0 | n/a ({'; '.join(r['skipped'])}) |"
+            )
+            continue
+        cpu, wall = r["median_unit_cpu_seconds"], r["median_unit_wall_seconds"]
+        lines.append(
+            f"| {r['method']} | {r['injection']} | {len(r['seeds'])} | "
+            f"{cell(r['max_sic'], '.2f')} | {cell(r['auc'], '.3f')} | "
+            f"{cell(r['rejection_at_eps_s_0p2'], '.0f')} | "
+            f"{cell(r['rejection_at_eps_s_0p5'], '.0f')} | "
+            f"{wall:.0f} | {cpu:.0f} | {r['max_peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(
@@ -217,6 +253,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
         else:
             missing.setdefault(label, {}).setdefault(str(injection), []).append(seed)
     rows = summarise(records, labels, config)
+    write_atomic(out.with_suffix(".md"), markdown(rows, config.compare.min_background))
     plots = plot(rows, records, out, config.compare.min_background) if records else []
     n_test_bkg = max((r.get("n_background", 0) for r in records), default=0)
     write_json(
