@@ -114,6 +114,7 @@ def run_unit(config: SearchConfig, label: str, injection: int, seed: int, work: 
         "load_average_start": list(load_start),
         "load_average_end": list(os.getloadavg()),
         "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "code": _commit(),
         "roc": curve,
     }
     write_json(unit_record_path(work, label, injection, seed), record)
@@ -234,10 +235,12 @@ def markdown(rows: list[dict[str, Any]], floor: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _commit() -> dict[str, Any]:
+def _commit(where: Path = REPO) -> dict[str, Any]:
+    """The git commit of the checkout holding `where`, and whether it had local changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
+            ["git", "-C", str(where), *args], capture_output=True, text=True, check=False
         ).stdout.strip()
 
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
@@ -263,6 +266,11 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
             "config": str(args.config),
             "data_dir": str(Path(args.data_dir).resolve()),
             "code": _commit(),
+            # units written before they recorded their own code: that of the work folder's checkout
+            "units_code": [
+                json.loads(c)
+                for c in sorted({json.dumps(r.get("code") or _commit(work)) for r in records})
+            ],
             "signal_region": list(config.compare.signal_region),
             "features": list(config.data.features),
             "min_background": config.compare.min_background,
