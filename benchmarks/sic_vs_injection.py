@@ -199,6 +199,33 @@ def plot(rows: list[dict[str, Any]], records: list[dict[str, Any]], out: Path, f
     return [sic_path.name] + ([curves_path.name] if curves else [])
 
 
+def grid_cost(records: list[dict[str, Any]], units: list[tuple[str, int, int]]) -> dict[str, Any]:
+    """Per method the median unit cost measured, and the whole grid's extrapolated from it."""
+    methods = {}
+    for label in dict.fromkeys(u[0] for u in units):
+        mine = [r for r in records if r["method"] == label and "skipped" not in r]
+        n = sum(u[0] == label for u in units)
+        cpu = _band([r["unit_cpu_seconds"] for r in mine])["median"]
+        wall = _band([r["unit_wall_seconds"] for r in mine])["median"]
+        methods[label] = {
+            "n_units_measured": len(mine),
+            "median_unit_cpu_seconds": cpu,
+            "median_unit_wall_seconds": wall,
+            "n_units_in_grid": n,
+            "grid_cpu_hours": None if cpu is None else cpu * n / 3600,
+        }
+    known = [m["grid_cpu_hours"] for m in methods.values() if m["grid_cpu_hours"] is not None]
+    complete = len(known) == len(methods)
+    return {
+        "methods": methods,
+        "grid_cpu_hours": sum(known) if complete else None,
+        "grid_hours_on_2_cores": sum(known) / 2 if complete else None,
+        "note": "median CPU seconds of a method's measured units times its units in the grid "
+        "(skipped units, e.g. supervised without signal, counted at full cost); 2 cores = "
+        "two units at a time, each single-threaded",
+    }
+
+
 def markdown(rows: list[dict[str, Any]], floor: int) -> str:
     """The summary as a table: median [16%, 84%] over the seeds that finished."""
 
@@ -243,7 +270,8 @@ def _commit(where: Path = REPO) -> dict[str, Any]:
             ["git", "-C", str(where), *args], capture_output=True, text=True, check=False
         ).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    tracked = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(tracked)}
 
 
 def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, args) -> None:
@@ -285,6 +313,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
             "n_units": len(units),
             "n_finished": len(records),
             "missing_seeds": missing,
+            "cost": grid_cost(records, units),
             "summary": rows,
             "units": [{k: v for k, v in r.items() if k != "roc"} for r in records],
             "plots": plots,
