@@ -166,7 +166,7 @@ def summarise(runs: list[dict], efficiencies: list[float]) -> dict[str, Any]:
             "n_cells": n_cells,
             "cells_above_z3": above,
             "expected_above_z3_standard_normal": float(n_cells * stats.norm.sf(3)),
-            "max_z_per_seed": [float(v) for v in max_z],
+            "max_z_per_seed": [_finite(v) for v in max_z],
             "max_z": float(max_z.max()),
             "cells": cells,
             "goal_mean_within_0p2": all(abs(c["mean"]) <= 0.2 for c in cells.values()),
