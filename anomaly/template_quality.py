@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from anomaly.auc import auc_null_error
 from anomaly.classifiers import make_classifier
 from anomaly.kfold import fold_assignment
 from anomaly.results import ControlSample
@@ -26,13 +27,6 @@ __all__ = [
     "efficiency_closure",
     "two_sample_auc",
 ]
-
-
-def auc_null_error(n_a: int, n_b: int) -> float:
-    """Standard error of the AUC of two samples drawn from one distribution (Mann-Whitney)."""
-    if n_a < 1 or n_b < 1:
-        raise ValueError(f"both samples need events, got {n_a} and {n_b}")
-    return float(np.sqrt((n_a + n_b + 1) / (12.0 * n_a * n_b)))
 
 
 @dataclass(frozen=True)

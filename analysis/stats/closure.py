@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.regions import Window
+from anomaly.auc import auc_null_error
 
 __all__ = ["CLOSURE_SIGMAS", "ClosureOutcome", "Separation", "reference_closure", "separation"]
 
@@ -40,8 +41,7 @@ def separation(data_scores: np.ndarray, reference_scores: np.ndarray) -> Separat
         raise ValueError(f"closure needs data and reference scores, got {n1} and {n0}")
     ranks = stats.rankdata(np.r_[data_scores, reference_scores])
     auc = float((ranks[:n1].sum() - 0.5 * n1 * (n1 + 1)) / (n1 * n0))
-    error = float(np.sqrt((n1 + n0 + 1) / (12.0 * n1 * n0)))
-    return Separation(auc, error, n1, n0)
+    return Separation(auc, auc_null_error(n1, n0), n1, n0)
 
 
 @dataclass(frozen=True)
