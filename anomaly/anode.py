@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.base import SEEN_BY_ALL, AnomalyDetector, WindowEvents, sideband_events
+from anomaly.base import SEEN_BY_ALL, AnomalyDetector, WindowEvents
 from anomaly.cathode import make_density_model
+from anomaly.sideband import SidebandDensity, SidebandFit, sideband_seeds
 from generative.base import DensityModel
 
 __all__ = ["ANODE", "DensityRatioFold", "log_density_ratio"]
@@ -52,12 +53,15 @@ class DensityRatioFold:
         )
 
 
-class ANODE(AnomalyDetector):
+class ANODE(SidebandDensity, AnomalyDetector):
     """Anomaly detection with density estimation: a conditional density ratio.
 
     `density_model`/`density_params` configure both models (defaults as in CATHODE);
     `log_density_floor` is the smallest log-density an event can get (see `log_density_ratio`).
-    `score_samples` needs `mjj`.
+    The sideband model is fitted as CATHODE's (a validation share of the sidebands held out; the
+    same model for the same `random_state`): `sideband_fit_`, its model `sideband_model_`;
+    `sideband_fit` (an `anomaly.sideband.SidebandFit` of this window, e.g. a CATHODE's
+    `fit_sideband`) is used instead of fitting it. `score_samples` needs `mjj`.
     """
 
     needs_mjj = True
@@ -67,6 +71,7 @@ class ANODE(AnomalyDetector):
         *,
         density_model: str | DensityModel = "maf",
         density_params: dict[str, Any] | None = None,
+        sideband_fit: SidebandFit | None = None,
         log_density_floor: float = -100.0,
         n_folds: int = 5,
         random_state: int | None = None,
@@ -74,6 +79,7 @@ class ANODE(AnomalyDetector):
         super().__init__(n_folds=n_folds, random_state=random_state)
         self.density_model = density_model
         self.density_params = density_params
+        self.sideband_fit = sideband_fit
         self.log_density_floor = log_density_floor
 
     def _model(self, seed: np.random.SeedSequence) -> DensityModel:
@@ -83,11 +89,16 @@ class ANODE(AnomalyDetector):
         return model
 
     def _prepare(self, window: WindowEvents, seed: np.random.SeedSequence) -> None:
-        sb = sideband_events(window)
-        self.sideband_model_ = self._model(seed).fit(window.X[sb], window.mjj[sb][:, None])
+        self._model(seed)  # refuses a model without log_prob before a fit is spent on it
+        self.sideband_fit_ = self._sideband(window, *sideband_seeds(seed))
+
+    @property
+    def sideband_model_(self) -> DensityModel:
+        """The density model fitted on the sidebands."""
+        return self.sideband_fit_.model
 
     def _outside_folds(self, window: WindowEvents) -> np.ndarray:
-        # Every fold shares the sideband model, which trained on all sideband rows.
+        # Every fold shares the sideband model, which trained on most sideband rows.
         return np.full(int((~window.in_sr).sum()), SEEN_BY_ALL)
 
     def _fit_fold(

@@ -111,7 +111,7 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         if labels is not None and not self.uses_labels:
             raise ValueError(f"{name} does not use truth labels; do not pass labels=")
         window = check_window(X, mjj, in_sr, background, labels, background_mjj)
-        prepare_seed, split_seed, fold_seed = np.random.SeedSequence(self.random_state).spawn(3)
+        prepare_seed, split_seed, fold_seed = self._seeds()
         fold = fold_assignment(
             int(window.in_sr.sum()), self.n_folds, split_seed, self._stratify(window)
         )
@@ -132,11 +132,21 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         self.oof_scores_ = self.folds_.scores
         self.sr_indices_ = np.flatnonzero(window.in_sr)
         scores, honest = self._window_scores(window)
-        self.result_ = DetectorResult(scores, honest, self._external_reference(window))
+        self.result_ = DetectorResult(
+            scores, honest, self._external_reference(window), self._diagnostics()
+        )
         seen = [window.X] if window.background is None else [window.X, window.background]
         self.seen_hashes_ = np.unique(np.concatenate([row_hashes(a) for a in seen]))
         self.n_features_in_ = window.X.shape[1]
         return self
+
+    def _seeds(self) -> list[np.random.SeedSequence]:
+        """(prepare, split, fold) seeds of a fit, from `random_state`."""
+        return np.random.SeedSequence(self.random_state).spawn(3)
+
+    def _diagnostics(self) -> dict[str, Any]:
+        """What the fit learnt besides scores, as plain numbers for `result_.diagnostics`."""
+        return {}
 
     def _window_scores(self, window: WindowEvents) -> tuple[np.ndarray, np.ndarray]:
         scores = np.empty(len(window.X))

@@ -20,6 +20,7 @@ from sklearn.base import clone
 from anomaly.base import ReferenceDetector, WindowEvents, seed_int, sideband_events
 from anomaly.events import MIN_SIDEBAND_EVENTS
 from anomaly.results import ControlSample, Reference, ReferenceSample
+from anomaly.sideband import SidebandDensity, SidebandFit
 from anomaly.template_quality import (
     EfficiencyClosure,
     TwoSampleTest,
@@ -27,7 +28,7 @@ from anomaly.template_quality import (
     two_sample_auc,
 )
 from generative.base import DensityModel, make_model
-from generative.training import TrainingConfig, merge_settings, split_indices
+from generative.training import merge_settings
 
 __all__ = [
     "CATHODE",
@@ -150,32 +151,17 @@ class Template(ReferenceSample):
     sideband_mjj: np.ndarray | None = None
 
 
-def _validation_fraction(model: DensityModel) -> float:
-    return TrainingConfig.coerce(model.training).validation_fraction
-
-
-def _validation_split(
-    X: np.ndarray, fraction: float, seed: np.random.SeedSequence
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random (train, validation) rows; validation rows beyond the training range train instead.
-
-    The model's preprocessing is fitted on its training rows: a validation event outside their
-    per-feature range would have no density there (before a logit, none at all).
-    """
-    train, held = split_indices(len(X), fraction, np.random.default_rng(seed))
-    low, high = X[train].min(axis=0), X[train].max(axis=0)
-    outside = ((X[held] < low) | (X[held] > high)).any(axis=1)
-    return np.sort(np.r_[train, held[outside]]), held[~outside]
-
-
-class CATHODE(ReferenceDetector):
+class CATHODE(SidebandDensity, ReferenceDetector):
     """Classifying anomalies through outer density estimation.
 
     Parameters: `density_model` (a registered name such as 'maf', 'flow_matching', or an
     unfitted `DensityModel`; the default is `FAST_MAF`), `density_params` (constructor arguments
-    for a named model), `oversampling` (template events per SR event), `mjj_bandwidth` (the KDE
-    bandwidth rule or factor, scipy's default when None), `sideband_test` (the two-sample test
-    of the validation sidebands against the model), `interpolation_test` (refit on the outer
+    for a named model), `sideband_fit` (an `anomaly.sideband.SidebandFit` of this window with
+    the same density settings, e.g. another density detector's `fit_sideband`, used instead of
+    fitting the model; the fit used is `sideband_fit_`), `oversampling` (template events per SR
+    event), `mjj_bandwidth` (the KDE bandwidth rule or factor, scipy's default when None),
+    `sideband_test` (the two-sample test of the validation sidebands against the model),
+    `interpolation_test` (refit on the outer
     sidebands and test in the inner ones, `inner_sideband_width` TeV either side of the SR, half
     the SR width when None; it doubles the density fits), `test_classifier_params` (of the
     tests' HGB), and the classifier settings of `ClassifierDetector`.
@@ -198,6 +184,7 @@ class CATHODE(ReferenceDetector):
         *,
         density_model: str | DensityModel = "maf",
         density_params: dict[str, Any] | None = None,
+        sideband_fit: SidebandFit | None = None,
         oversampling: float = 4.0,
         mjj_bandwidth: str | float | None = None,
         sideband_test: bool = True,
@@ -217,6 +204,7 @@ class CATHODE(ReferenceDetector):
         )
         self.density_model = density_model
         self.density_params = density_params
+        self.sideband_fit = sideband_fit
         self.oversampling = oversampling
         self.mjj_bandwidth = mjj_bandwidth
         self.sideband_test = sideband_test
@@ -281,22 +269,11 @@ class CATHODE(ReferenceDetector):
         if not self.oversampling > 0:
             raise ValueError(f"oversampling must be positive, got {self.oversampling}")
         sb = sideband_events(window)
+        # The model and split seeds are those of `anomaly.sideband.sideband_seeds`.
         model_seed, sample_seed, split_seed, test_seed, interp_seed = seed.spawn(5)
-        model = make_density_model(self.density_model, self.density_params, model_seed)
+        self.sideband_fit_ = self._sideband(window, model_seed, split_seed)
+        model, held = self.sideband_fit_.model, self.sideband_fit_.held_out
         X_sb, mjj_sb = window.X[sb], window.mjj[sb]
-        fraction = _validation_fraction(model)
-        if fraction > 0:
-            # Validation sidebands of our own: they pick the best epoch and stay held out.
-            train, held = _validation_split(X_sb, fraction, split_seed)
-            model.fit(
-                X_sb[train],
-                mjj_sb[train, None],
-                X_val=X_sb[held],
-                context_val=mjj_sb[held, None],
-            )
-        else:
-            held = np.array([], dtype=np.int64)
-            model.fit(X_sb, mjj_sb[:, None])
         rng = np.random.default_rng(sample_seed)
         low, high = X_sb.min(axis=0), X_sb.max(axis=0)
         n = round(self.oversampling * window.in_sr.sum())

@@ -23,15 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from nflows.distributions.normal import StandardNormal
 from nflows.flows.base import Flow
-from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
-from nflows.transforms.base import CompositeTransform, Transform
-from nflows.transforms.permutations import ReversePermutation
 
 from anomaly.anode import ANODE, log_density_ratio
 from anomaly.base import WindowEvents, seed_int
+from anomaly.sideband import SidebandFit
 from generative.base import DensityModel
+from generative.flows import build_maf
 from generative.training import TrainingConfig, seeded, split_indices, to_tensor, train
 from generative.validation import check_is_fitted
 
@@ -86,15 +84,17 @@ def mixture_nll(
 
 
 def _signal_flow(n_features: int, n_transforms: int, hidden_features: int) -> Flow:
-    """A small affine MAF conditioned on the (preprocessed) mass."""
-    layers: list[Transform] = []
-    for i in range(n_transforms):
-        layers.append(
-            MaskedAffineAutoregressiveTransform(n_features, hidden_features, context_features=1)
-        )
-        if i < n_transforms - 1 and n_features > 1:
-            layers.append(ReversePermutation(n_features))
-    return Flow(CompositeTransform(layers), StandardNormal([n_features]))
+    """A small affine MAF conditioned on the (preprocessed) mass: MADEs of two residual blocks
+    (nflows' default), reverse permutations, no batch normalisation."""
+    return build_maf(
+        n_features,
+        1,
+        n_transforms=n_transforms,
+        hidden_features=hidden_features,
+        n_blocks=2,
+        residual_blocks=True,
+        batch_norm=False,
+    )
 
 
 def _latent(background: DensityModel, X: np.ndarray, mjj: np.ndarray):
@@ -138,15 +138,15 @@ class MixtureFold:
 class RANODE(ANODE):
     """Residual ANODE: a signal flow and signal fraction fitted over the fixed background.
 
-    `density_model`/`density_params` configure the sideband background model (as ANODE's and
-    CATHODE's); `background_model` is an already fitted conditional `DensityModel` of this
-    window's sidebands to use instead (e.g. a CATHODE's `density_model_`), so no second copy is
-    trained. The signal flow is an affine MAF of `signal_transforms` MADE blocks with
-    `signal_hidden` units, trained with `signal_training` (fields of `TrainingConfig` updating
-    `SIGNAL_TRAINING`; its validation share of the fold's SR events picks the best epoch) from a
-    signal fraction of `initial_fraction`. Fitted attributes besides the base ones:
-    `sideband_model_` and `signal_fractions_` (w learnt by each fold model). `score_samples`
-    needs `mjj`.
+    `density_model`/`density_params` configure the sideband background model, fitted as
+    ANODE's and CATHODE's (`sideband_fit_`, its model `sideband_model_`); `sideband_fit` (an
+    `anomaly.sideband.SidebandFit` of this window, e.g. a CATHODE's `fit_sideband`) is used
+    instead, so no second copy is trained. The signal flow is an affine MAF of
+    `signal_transforms` MADE blocks with `signal_hidden` units, trained with `signal_training`
+    (fields of `TrainingConfig` updating `SIGNAL_TRAINING`; its validation share of the fold's
+    SR events picks the best epoch) from a signal fraction of `initial_fraction`. Fitted
+    attributes besides the base ones: `signal_fractions_` (w learnt by each fold model, also in
+    `result_.diagnostics`). `score_samples` needs `mjj`.
     """
 
     def __init__(
@@ -154,7 +154,7 @@ class RANODE(ANODE):
         *,
         density_model: str | DensityModel = "maf",
         density_params: dict[str, Any] | None = None,
-        background_model: DensityModel | None = None,
+        sideband_fit: SidebandFit | None = None,
         signal_transforms: int = 3,
         signal_hidden: int = 32,
         signal_training: dict[str, Any] | None = None,
@@ -167,11 +167,11 @@ class RANODE(ANODE):
         super().__init__(
             density_model=density_model,
             density_params=density_params,
+            sideband_fit=sideband_fit,
             log_density_floor=log_density_floor,
             n_folds=n_folds,
             random_state=random_state,
         )
-        self.background_model = background_model
         self.signal_transforms = signal_transforms
         self.signal_hidden = signal_hidden
         self.signal_training = signal_training
@@ -192,24 +192,13 @@ class RANODE(ANODE):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
+    def _diagnostics(self) -> dict[str, Any]:
+        return {"signal_fractions": self.signal_fractions_.tolist()}
+
     def _prepare(self, window: WindowEvents, seed: np.random.SeedSequence) -> None:
         self._check_settings()
         self.training_config_ = TrainingConfig.coerce(self.signal_training, SIGNAL_TRAINING)
-        model = self.background_model
-        if model is None:
-            super()._prepare(window, seed)
-            return
-        if not isinstance(model, DensityModel) or not model.has_log_prob:
-            raise ValueError(
-                f"background_model must be a DensityModel with log_prob, got {model!r}"
-            )
-        check_is_fitted(model, ("module_", "preprocessing_", "n_features_in_"))
-        if model.n_features_in_ != window.X.shape[1] or model.n_context_ != 1:
-            raise ValueError(
-                f"background_model must model {window.X.shape[1]} features given mjj; it models "
-                f"{model.n_features_in_} given {model.n_context_} context variable(s)"
-            )
-        self.sideband_model_ = model
+        super()._prepare(window, seed)
 
     def _fit_fold(
         self, window: WindowEvents, train_rows: np.ndarray, fold: int, seed: np.random.SeedSequence

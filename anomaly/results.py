@@ -12,6 +12,7 @@ and the reference's model at the same masses), which measures how far that calib
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -99,6 +100,9 @@ class DetectorResult:
     honest: np.ndarray
     #: the external background reference (None: the detector has none, or it is window rows)
     reference: Reference | None = None
+    #: what the fit learnt besides scores, plain numbers by name (R-ANODE: the signal fraction
+    #: of each fold model, 'signal_fractions')
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_seen(self) -> int:

@@ -18,7 +18,7 @@ from nflows.transforms.permutations import RandomPermutation, ReversePermutation
 from generative.base import DensityModel
 from generative.nets import MLP
 
-__all__ = ["MAF"]
+__all__ = ["MAF", "build_maf"]
 
 
 class MAF(DensityModel):
@@ -127,3 +127,12 @@ class MAF(DensityModel):
             return module.sample(n)
         # nflows draws `num_samples` per context row: one each, then drop that axis.
         return module.sample(1, context=c).squeeze(1)
+
+
+def build_maf(n_features: int, n_context: int, **settings: Any) -> Flow:
+    """The untrained nflows network of a `MAF` with these settings (`MAF`'s arguments).
+
+    For flows trained by hand inside another model (R-ANODE's signal flow) that must be built
+    exactly as the MAF estimator builds its own.
+    """
+    return MAF(**settings)._build_module(n_features, n_context)

@@ -1,13 +1,14 @@
-"""R-ANODE: the learnt signal fraction, seeding, reuse of a background model and refusals."""
+"""R-ANODE: the learnt signal fraction, seeding, reuse of a sideband fit and refusals."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from anomaly import DETECTORS, RANODE, make_detector
-from anomaly.cathode import make_density_model
 from tests.anomaly.conftest import TINY_FLOW
 
 SR = (0.4, 0.6)
@@ -34,46 +35,50 @@ def window(n_background: int, n_signal: int, seed: int):
     return X, m, (m > SR[0]) & (m < SR[1]), labels
 
 
-@pytest.fixture(scope="module")
-def background():
-    """The background density, fitted once on a large background-only sample of every mass."""
-    X, m, _, _ = window(40_000, 0, seed=11)
-    model = make_density_model("maf", BACKGROUND_FLOW, np.random.SeedSequence(3))
-    return model.fit(X, m[:, None])
+@functools.cache
+def window_and_sideband(n_background: int, n_signal: int, seed: int):
+    """A window and its sideband fit (with the test flow), made once per window."""
+    events = window(n_background, n_signal, seed)
+    X, m, in_sr, _ = events
+    fitted = RANODE(density_params=BACKGROUND_FLOW, random_state=seed).fit_sideband(X, m, in_sr)
+    return events, fitted
 
 
-def fit(events, background, seed: int = 0, **params) -> RANODE:
-    """R-ANODE on a window with the shared background model and the test training settings."""
+def fit(events, sideband, seed: int = 0, **params) -> RANODE:
+    """R-ANODE on a window with its shared sideband fit and the test training settings."""
     X, m, in_sr, _ = events
     params = {"signal_training": SIGNAL_TRAINING, "n_folds": 2, **params}
-    return RANODE(background_model=background, random_state=seed, **params).fit(X, m, in_sr)
+    return RANODE(
+        density_params=BACKGROUND_FLOW, sideband_fit=sideband, random_state=seed, **params
+    ).fit(X, m, in_sr)
 
 
-def test_recovers_the_signal_fraction_and_finds_the_signal(background):
-    events = window(20_000, 200, seed=1)
+def test_recovers_the_signal_fraction_and_finds_the_signal():
+    events, sideband = window_and_sideband(40_000, 400, seed=1)
     in_sr, labels = events[2], events[3]
     true_fraction = labels[in_sr].mean()
-    detector = fit(events, background)
+    detector = fit(events, sideband)
     # Tolerance: a third of the true fraction (about 0.016 here) for the median over folds.
     assert np.median(detector.signal_fractions_) == pytest.approx(true_fraction, rel=1 / 3)
     assert roc_auc_score(labels[in_sr], detector.oof_scores_) > 0.95
-    assert detector.sideband_model_ is background
+    assert detector.sideband_fit_ is sideband
+    assert detector.result_.diagnostics["signal_fractions"] == detector.signal_fractions_.tolist()
 
 
-def test_background_only_learns_almost_no_signal(background):
-    detector = fit(window(20_000, 0, seed=2), background)
+def test_background_only_learns_almost_no_signal():
+    detector = fit(*window_and_sideband(40_000, 0, seed=2))
     # It starts at 1% (the signal test injects 5%); early stopping on the validation events
     # keeps the signal flow from fitting fluctuations, so every fold ends below its start.
     assert detector.signal_fractions_.max() < 0.01
 
 
-def test_same_seed_same_scores(background):
-    events = window(8000, 80, seed=3)
+def test_same_seed_same_scores():
+    events, sideband = window_and_sideband(8000, 80, seed=3)
     short = {"signal_training": {"epochs": 3}}
-    a, b = fit(events, background, **short), fit(events, background, **short)
+    a, b = fit(events, sideband, **short), fit(events, sideband, **short)
     np.testing.assert_array_equal(a.oof_scores_, b.oof_scores_)
     np.testing.assert_array_equal(a.signal_fractions_, b.signal_fractions_)
-    c = fit(events, background, seed=1, **short)
+    c = fit(events, sideband, seed=1, **short)
     assert not np.array_equal(a.oof_scores_, c.oof_scores_)
 
 
@@ -103,7 +108,7 @@ def test_is_registered():
         ({"signal_transforms": 0}, "signal_transforms must be a positive integer"),
         ({"signal_hidden": 2.5}, "signal_hidden must be a positive integer"),
         ({"signal_training": {"epochs": 0}}, "invalid training settings: epochs=0"),
-        ({"background_model": "maf"}, "background_model must be a DensityModel"),
+        ({"sideband_fit": "maf"}, "sideband_fit must be a SidebandFit"),
     ],
 )
 def test_refuses_bad_settings(params, match):
@@ -112,14 +117,9 @@ def test_refuses_bad_settings(params, match):
         RANODE(n_folds=2, **params).fit(X, m, in_sr)
 
 
-def test_refuses_a_background_model_of_other_features(background):
-    X, m, in_sr, _ = window(2000, 0, seed=7)
-    with pytest.raises(ValueError, match="must model 3 features given mjj; it models 2"):
-        RANODE(background_model=background, n_folds=2).fit(np.c_[X, X[:, 0]], m, in_sr)
-
-
-def test_refuses_an_unfitted_background_model():
-    X, m, in_sr, _ = window(2000, 0, seed=8)
-    unfitted = make_density_model("maf", TINY_FLOW, np.random.SeedSequence(0))
-    with pytest.raises(Exception, match="not fitted"):
-        RANODE(background_model=unfitted, n_folds=2).fit(X, m, in_sr)
+def test_refuses_a_sideband_fit_of_another_window_or_other_settings():
+    (X, m, in_sr, _), sideband = window_and_sideband(8000, 80, seed=3)
+    with pytest.raises(ValueError, match="fitted on other sideband events"):
+        fit((X[1:], m[1:], in_sr[1:], None), sideband)
+    with pytest.raises(ValueError, match="other density settings"):
+        RANODE(sideband_fit=sideband, n_folds=2).fit(X, m, in_sr)
