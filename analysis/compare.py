@@ -5,12 +5,18 @@ sample for the idealized detector and a labelled test set in the signal region t
 trains on. Each detector is fitted on the data's window (an `analysis.units.DetectorUnit`, as a
 search fits it) and scored on the test set; every (injection, seed, method) is a checkpointed
 unit run through the executor, seeded by `SeedSequence([seed, injection, benchmark seed])`, and
-tied to the contents of its benchmark (a resumed comparison never mixes in other data).
+tied to the contents of its benchmark (a resumed comparison never mixes in other data). The
+density methods with equal density settings (CATHODE, LaCATHODE, ANODE, R-ANODE) take the seed
+of the first of them and share one sideband fit per (injection, seed): each gets the results
+it gets alone with that seed, and the fit's cost is stored once (`.../sideband/<method>`).
+Records hold wall and CPU seconds per method (the shared fit excluded) and what a detector
+reports besides scores (R-ANODE: `signal_fractions`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import time
@@ -31,9 +37,11 @@ from analysis.store import JSON, ResultStore, data_fingerprint, write_atomic, wr
 from analysis.units import (
     DetectorUnit,
     Executor,
+    fit_sideband_unit,
     fit_unit,
     make_unit_detector,
     method_labels,
+    sideband_groups,
     unit_seeds,
     window_events,
 )
@@ -119,10 +127,15 @@ def make_benchmark(config: SearchConfig, injection: int, seed: int) -> Benchmark
 
 @dataclass(frozen=True)
 class CompareTask:
-    """One detector unit on a benchmark; it stores its metrics and ROC curve when done."""
+    """Detector units on one benchmark, fitted in turn; each stores its metrics and ROC curve.
 
-    key: str
-    unit: DetectorUnit
+    With a `sideband_key` the units are density detectors of one group: the first one's
+    sideband fit is made once, handed to all, and its cost stored under that key.
+    """
+
+    keys: tuple[str, ...]
+    units: tuple[DetectorUnit, ...]
+    sideband_key: str | None
     test: pd.DataFrame
     features: tuple[str, ...]
     min_background: int
@@ -130,10 +143,23 @@ class CompareTask:
     fingerprint: str
 
 
-def _run_compare_task(task: CompareTask) -> str:
-    """Fit the detector on the benchmark's window and score the held-out test set."""
+def _run_compare_task(task: CompareTask) -> tuple[str, ...]:
+    """Fit the detectors on the benchmark's window (sharing a sideband fit), score the test set."""
     store = ResultStore(task.store_root, task.fingerprint)
-    unit = task.unit
+    units = task.units
+    if task.sideband_key is not None:
+        shared = fit_sideband_unit(units[0])
+        labels = [key.rsplit("/", 1)[-1] for key in task.keys]
+        cost = {"seconds": shared.seconds, "cpu_seconds": shared.cpu_seconds, "methods": labels}
+        store.save_json(task.sideband_key, cost)
+        units = tuple(dataclasses.replace(unit, sideband=shared) for unit in units)
+    for key, unit in zip(task.keys, units, strict=True):
+        _run_method(store, key, unit, task)
+    return task.keys
+
+
+def _run_method(store: ResultStore, key: str, unit: DetectorUnit, task: CompareTask) -> None:
+    """Fit one detector unit, score the held-out test set, store metrics and ROC curve."""
     detector = make_unit_detector(unit)
     labels = unit.events.labels
     if detector.uses_labels and labels is not None:
@@ -141,9 +167,9 @@ def _run_compare_task(task: CompareTask) -> str:
         if n_signal < detector.n_folds:
             # A supervised reference needs signal to learn from: nothing to compare at this point.
             reason = f"{n_signal} signal events in the signal region, fewer than the folds"
-            store.save_json(task.key, {"skipped": reason})
-            return task.key
-    start = time.perf_counter()
+            store.save_json(key, {"skipped": reason})
+            return
+    start, cpu = time.perf_counter(), time.process_time()
     fitted = fit_unit(unit)
     test = task.test
     scores = fitted.detector.score_samples(
@@ -153,17 +179,24 @@ def _run_compare_task(task: CompareTask) -> str:
     metrics = compute_metrics(labels, scores, min_background=task.min_background)
     roc = roc_curve(labels, scores)
     keep = np.unique(np.linspace(0, len(roc.eps_s) - 1, _CURVE_POINTS).astype(int))
-    store.save_arrays(f"{task.key}_roc", eps_s=roc.eps_s[keep], eps_b=roc.eps_b[keep])
+    store.save_arrays(f"{key}_roc", eps_s=roc.eps_s[keep], eps_b=roc.eps_b[keep])
+    cost = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
+    if task.sideband_key is not None:
+        cost["sideband"] = task.sideband_key
     # The JSON record is written last: its presence marks the unit finished.
-    store.save_json(task.key, {**metrics.to_dict(), "seconds": time.perf_counter() - start})
-    return task.key
+    store.save_json(key, {**metrics.to_dict(), **fitted.result.diagnostics, **cost})
 
 
 def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask]:
-    """The unfinished units, each benchmark's contents checked against the folder's."""
+    """The unfinished units, each benchmark's contents checked against the folder's.
+
+    The density methods of one group (`analysis.units.sideband_groups`) run as one task with
+    the seed of their first member, so they fit the same sideband model and fit it once.
+    """
     cmp = config.compare
     window = Window(*cmp.signal_region, sideband_width=cmp.sideband_width)
     labels = method_labels(cmp.methods)
+    groups = sideband_groups(cmp.methods)
     features = tuple(config.data.features)
     tasks = []
     for injection in cmp.injections:
@@ -172,23 +205,28 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
             store.check_data(benchmark.fingerprint(), part=f"inj{injection}/seed{seed}")
             seeds = unit_seeds(_benchmark_seed(config, injection, seed).spawn(4)[3], len(labels))
             events = window_events(window, benchmark.data, features, benchmark.extra_background)
-            for m, label in enumerate(labels):
-                key = f"compare/inj{injection}/seed{seed}/{label}"
-                if store.has(key):
+            prefix = f"compare/inj{injection}/seed{seed}"
+            for group in groups:
+                pending = [m for m in group if not store.has(f"{prefix}/{labels[m]}")]
+                if not pending:
                     continue
-                method = cmp.methods[m]
-                unit = DetectorUnit(
-                    method=method.name,
-                    options=dict(method.options),
-                    window=window,
-                    seed=seeds[m],
-                    threads=config.executor.threads_per_task,
-                    events=events,
+                shares = _is_density(cmp.methods[group[0]].name)
+                units = tuple(
+                    DetectorUnit(
+                        method=cmp.methods[m].name,
+                        options=dict(cmp.methods[m].options),
+                        window=window,
+                        seed=seeds[group[0]],
+                        threads=config.executor.threads_per_task,
+                        events=events,
+                    )
+                    for m in pending
                 )
                 tasks.append(
                     CompareTask(
-                        key,
-                        unit,
+                        tuple(f"{prefix}/{labels[m]}" for m in pending),
+                        units,
+                        f"{prefix}/sideband/{labels[group[0]]}" if shares else None,
                         benchmark.test,
                         features,
                         cmp.min_background,
@@ -197,6 +235,14 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
                     )
                 )
     return tasks
+
+
+def _is_density(method: str) -> bool:
+    """Whether the detector fits a sideband density (and can share it)."""
+    from anomaly import DETECTORS
+    from anomaly.sideband import SidebandDensity
+
+    return issubclass(DETECTORS[method], SidebandDensity)
 
 
 def run_compare(config: SearchConfig, *, executor: Executor | None = None) -> JSON:

@@ -3,15 +3,18 @@
 Both commands name their methods with `method_labels`, seed every unit with `unit_seeds` (a
 child of `numpy.random.SeedSequence.spawn` per unit, in a fixed order, so results do not depend
 on scheduling), cut each window's events with `window_events` and fit with `fit_unit`, which
-hands back the detector's `anomaly.results.DetectorResult`.
+hands back the detector's `anomaly.results.DetectorResult`. `sideband_groups` finds the density
+methods that can share one sideband fit (`fit_sideband_unit`, handed to them in
+`DetectorUnit.sideband`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,18 +22,23 @@ import pandas as pd
 from analysis.config import MethodConfig
 from analysis.executor import limited_threads
 from analysis.regions import Window
-from anomaly import make_detector
+from anomaly import DETECTORS, make_detector
 from anomaly.base import AnomalyDetector
 from anomaly.events import WindowEvents
 from anomaly.results import DetectorResult
+
+if TYPE_CHECKING:
+    from anomaly.sideband import SidebandFit
 
 __all__ = [
     "DetectorUnit",
     "Executor",
     "FittedUnit",
+    "fit_sideband_unit",
     "fit_unit",
     "make_unit_detector",
     "method_labels",
+    "sideband_groups",
     "unit_seeds",
     "window_events",
 ]
@@ -66,6 +74,8 @@ class DetectorUnit:
     events: WindowEvents
     seed: int
     threads: int = 1
+    #: a sideband fit of these events to use instead of fitting one (density detectors only)
+    sideband: SidebandFit | None = None
 
 
 def window_events(
@@ -106,9 +116,35 @@ class FittedUnit:
     seconds: float
 
 
+def sideband_groups(methods: Sequence[MethodConfig]) -> list[list[int]]:
+    """Indices of the methods, grouped: density detectors with equal density settings together.
+
+    Every other method is a group of its own. Groups are in the order of their first member.
+    """
+    from anomaly.sideband import SidebandDensity
+
+    groups: dict[str, list[int]] = {}
+    for i, method in enumerate(methods):
+        detector = DETECTORS[method.name](**method.options)
+        key = str(i)
+        if isinstance(detector, SidebandDensity):
+            density = [detector.density_model, detector.density_params]
+            key = "density " + json.dumps(density, sort_keys=True, default=repr)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
 def make_unit_detector(unit: DetectorUnit) -> AnomalyDetector:
-    """The unit's detector, configured and seeded, not fitted."""
-    return make_detector(unit.method, **unit.options, random_state=unit.seed)
+    """The unit's detector, configured and seeded (with the unit's sideband fit), not fitted."""
+    extra = {} if unit.sideband is None else {"sideband_fit": unit.sideband}
+    return make_detector(unit.method, **unit.options, **extra, random_state=unit.seed)
+
+
+def fit_sideband_unit(unit: DetectorUnit) -> SidebandFit:
+    """The sideband fit the unit's density detector would make (with `unit.threads` threads)."""
+    with limited_threads(unit.threads):
+        events = unit.events
+        return make_unit_detector(unit).fit_sideband(events.X, events.mjj, events.in_sr)
 
 
 def fit_unit(unit: DetectorUnit) -> FittedUnit:

@@ -11,8 +11,8 @@ import analysis.compare as compare
 import analysis.units as units
 from analysis.compare import make_benchmark, run_compare
 from analysis.config import load_config
-from analysis.store import ConfigChangedError
-from tests.analysis.search_configs import FAST_HGB, tiny
+from analysis.store import ConfigChangedError, ResultStore
+from tests.analysis.search_configs import FAST_CATHODE, FAST_HGB, tiny
 
 
 def small_compare(tmp_path, **overrides) -> dict:
@@ -98,3 +98,37 @@ def test_resumed_compare_refuses_a_benchmark_whose_data_changed(tmp_path, monkey
     monkeypatch.setattr(compare, "make_benchmark", reshuffled)
     with pytest.raises(ConfigChangedError, match="other data of inj600/seed0"):
         run_compare(config)
+
+
+def test_density_methods_share_one_sideband_fit_and_get_their_results_alone(tmp_path):
+    cathode = {"name": "cathode", "options": FAST_CATHODE}
+    ranode = {
+        "name": "ranode",
+        "options": {
+            "density_params": FAST_CATHODE["density_params"],
+            "n_folds": 3,
+            "signal_training": {"epochs": 2},
+        },
+    }
+    cwola = {"name": "cwola", "options": FAST_HGB}
+
+    def records(name: str, methods: list[dict]) -> dict[str, dict]:
+        raw = small_compare(tmp_path, injections=[600], methods=methods)
+        raw["output"] = str(tmp_path / name)
+        return {r["method"]: r for r in run_compare(load_config(raw))["runs"]}
+
+    together = records("together", [cathode, ranode, cwola])
+    for method in (cathode, ranode):
+        alone = records(method["name"], [method])[method["name"]]
+        mine = together[method["name"]]
+        for metric in ("auc", "max_sic", "max_sic_eps_b", "rejection_at_eps_s_0p5"):
+            assert mine[metric] == alone[metric], (method["name"], metric)
+    assert len(together["ranode"]["signal_fractions"]) == 3
+    assert "signal_fractions" not in together["cathode"]
+    key = "compare/inj600/seed0/sideband/cathode"
+    assert together["cathode"]["sideband"] == together["ranode"]["sideband"] == key
+    assert "sideband" not in together["cwola"]
+    store = ResultStore(tmp_path / "together" / "compare", "unused")
+    shared = store.load_json(key)
+    assert shared["methods"] == ["cathode", "ranode"]
+    assert shared["cpu_seconds"] > 0
