@@ -40,6 +40,7 @@ from analysis.executor import InProcessExecutor
 from analysis.store import ResultStore, write_atomic, write_json
 from analysis.units import method_labels, sideband_groups
 from benchmarks.sic_vs_injection_summary import (
+    code_markdown,
     cost_markdown,
     grid_cost,
     markdown,
@@ -213,6 +214,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
             "whole grid extrapolated from it (`cost` in the JSON):",
             "",
             cost_markdown(cost),
+            code_markdown(records),
             missing_markdown(missing),
         ]
     )

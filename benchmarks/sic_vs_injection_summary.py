@@ -12,7 +12,15 @@ import numpy as np
 
 from analysis.config import SearchConfig
 
-__all__ = ["cost_markdown", "grid_cost", "markdown", "missing_markdown", "plot", "summarise"]
+__all__ = [
+    "code_markdown",
+    "cost_markdown",
+    "grid_cost",
+    "markdown",
+    "missing_markdown",
+    "plot",
+    "summarise",
+]
 
 #: stands for a rejection beyond the floor (infinite) in percentiles
 _BEYOND = 1e300
@@ -205,6 +213,23 @@ def cost_markdown(cost: dict[str, Any]) -> str:
             f"The whole grid: {total:.2f} CPU hours, "
             f"{cost['grid_hours_on_2_cores']:.2f} h on two cores."
         )
+    return "\n".join(lines) + "\n"
+
+
+def code_markdown(records: list[dict[str, Any]]) -> str:
+    """Which units ran with which commit of the code (short hash, and if it had local changes)."""
+    by_commit: dict[str, dict[str, int]] = {}
+    for r in records:
+        code = r.get("code") or {}
+        name = str(code.get("commit", "unknown"))[:7] + (
+            " (local changes)" if code.get("dirty") else ""
+        )
+        count = by_commit.setdefault(name, {})
+        count[r["method"]] = count.get(r["method"], 0) + 1
+    lines = ["Units per code commit:", ""]
+    for name, count in by_commit.items():
+        cells = ", ".join(f"{label} {n}" for label, n in count.items())
+        lines.append(f"- `{name}`: {cells}")
     return "\n".join(lines) + "\n"
 
 
