@@ -197,6 +197,7 @@ def _commit(where: Path = REPO) -> dict[str, Any]:
 
 def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, args) -> None:
     """Gather every finished unit of the grid into the JSON and the plots."""
+    code = _commit()  # before the files this writes make the checkout differ from it
     records, missing = [], {}
     for label, injection, seed in units:
         path = unit_record_path(work, label, injection, seed)
@@ -229,7 +230,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
             "benchmark": "sic_vs_injection",
             "config": str(args.config),
             "data_dir": str(Path(args.data_dir).resolve()),
-            "code": _commit(),
+            "code": code,
             # units written before they recorded their own code: that of the work folder's checkout
             "units_code": [
                 json.loads(c)
