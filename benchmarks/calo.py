@@ -55,6 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "calo"
 RESULTS = REPO / "benchmarks" / "results"
 MODEL_SETTINGS = ("models", "epochs", "params", "train_minutes")
+#: where a run writes, which its numbers do not depend on (a run in another checkout continues)
+LOCATIONS = ("output", "showers_dir")
 GOALS = {"auc_low_level": 0.60, "auc_high_level": 0.55, "fpd_x1e3": 3.0, "ms_per_shower": 2.0}
 ANCHORS = {
     "source": "CaloChallenge 2022 (arXiv:2410.21611), dataset 1 photons, Geant4 showers",
@@ -168,8 +170,10 @@ def previous_run(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
         report = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-    common = {k: v for k, v in report.get("settings", {}).items() if k in settings}
-    return report if common == settings else {}
+    def measured(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k in settings and k not in LOCATIONS}
+
+    return report if measured(report.get("settings", {})) == measured(settings) else {}
 
 
 def train_model(
