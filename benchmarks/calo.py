@@ -170,6 +170,7 @@ def previous_run(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
         report = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+
     def measured(values: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in values.items() if k in settings and k not in LOCATIONS}
 

@@ -1,6 +1,6 @@
 """Command line of the shower surrogate: ``resonance-search calo <command>``.
 
-Commands: train, generate, evaluate, amplification. Each mirrors the Python API
+Commands: train, generate, check, evaluate, amplification. Each mirrors the Python API
 (`make_shower_model(...).fit`, `ShowerModel.sample`, `evaluate_showers`, `amplification_study`),
 reads and writes the CaloChallenge HDF5 format, writes every result atomically and shows
 progress bars on stderr when it is a terminal. Exit code 1 means the inputs or the run failed
@@ -10,6 +10,7 @@ progress bars on stderr when it is a terminal. Exit code 1 means the inputs or t
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from generative.calo.features import DEFAULT_THRESHOLD_MEV, high_level_features
 from generative.calo.io import ShowerData, read_showers, write_showers
 from generative.calo.models import SHOWER_MODELS, ShowerModel, make_shower_model, resolve_geometry
 from generative.calo.plots import plot_amplification, save_figure
+from generative.calo.submission import check_submission
 from generative.fileio import write_atomic
 from generative.training import merge_settings
 
@@ -47,6 +49,11 @@ GEOMETRY_OPT = typer.Option(
 SEED_OPT = typer.Option(0, "--seed", help="Random seed.")
 QUIET_OPT = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 MAX_EVENTS_OPT = typer.Option(None, "--max-events", help="Use only the first N events.")
+
+
+def _finite(value: float) -> float | None:
+    """A JSON number: None for inf (an unbounded amplification), which JSON cannot hold."""
+    return float(value) if np.isfinite(value) else None
 
 
 def _fail(err: Exception) -> None:
@@ -203,6 +210,24 @@ def generate(
 
 
 @calo_app.command()
+def check(
+    showers: Path = typer.Argument(..., help="Shower file to check (HDF5)."),
+    request: Path | None = typer.Option(
+        None, "--request", help="File whose incident energies the showers must have, in order."
+    ),
+    geometry: str = GEOMETRY_OPT,
+) -> None:
+    """Check that a shower file is a valid CaloChallenge submission (exit code 1 if not)."""
+    try:
+        result = check_submission(showers, resolve_geometry(geometry), request=request)
+    except (ValueError, OSError) as err:
+        _fail(err)
+    if not result.valid:
+        _fail(ValueError(f"{showers} is not a valid submission: " + "; ".join(result.problems)))
+    typer.echo(f"{showers}: valid submission, {result.n_events} showers, dtypes {result.dtypes}")
+
+
+@calo_app.command()
 def evaluate(
     reference: Path = typer.Argument(..., help="Reference showers (HDF5)."),
     generated: Path = typer.Argument(..., help="Generated showers (HDF5)."),
@@ -348,10 +373,10 @@ def amplification(
                 random_state=seed,
             )
             results[name] = {
-                "amplification": result.amplification,
-                "asymptotic_amplification": result.asymptotic_amplification,
-                "truth_equivalent_size": float(result.equivalent_sizes[-1]),
-                "training_equivalent_size": result.training_equivalent_size,
+                "amplification": _finite(result.amplification),
+                "asymptotic_amplification": _finite(result.asymptotic_amplification),
+                "truth_equivalent_size": _finite(result.equivalent_sizes[-1]),
+                "training_equivalent_size": _finite(result.training_equivalent_size),
                 "training_size": result.training_size,
                 "n_generated": int(result.sizes.max()),
             }
@@ -360,12 +385,16 @@ def amplification(
             )
         summary = {"model": str(model), "metric": "chi2", "n_bins": n_bins, "plots": plots}
         summary["observables"] = results
-        path = write_atomic(output / "amplification.json", json.dumps(summary, indent=2) + "\n")
+        summary["null_means"] = "unbounded: the generated discrepancy stays at the truth's floor"
+        text = json.dumps(summary, indent=2, allow_nan=False)
+        path = write_atomic(output / "amplification.json", text + "\n")
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
         _fail(err)
     typer.echo(f"{'observable':<22} {'worth (showers)':>16} {'amplification':>14}")
     for name, res in results.items():
-        typer.echo(
-            f"{name:<22} {res['truth_equivalent_size']:>16.0f} {res['amplification']:>14.2f}"
+        worth, gain = (
+            math.inf if v is None else v
+            for v in (res["truth_equivalent_size"], res["amplification"])
         )
+        typer.echo(f"{name:<22} {worth:>16.0f} {gain:>14.2f}")
     typer.echo(f"training showers: {len(train)}; generated: {n_generate} -> {path}")

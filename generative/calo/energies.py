@@ -8,11 +8,13 @@ so "empty" becomes "below the floor". Which layers are empty is a discrete patte
 frequencies `fit` counts per incident energy (`sample_empty` draws it, interpolating between
 energies); the flow learns the energies given that pattern, so the share of empty layers, a
 large signal for the challenge's high-level classifier (it sees log10 of every layer energy),
-is reproduced exactly instead of being a far-away blob the flow has to place. The energies then become log(E_tot / E_inc) and the logit stick-breaking shares of the layers
-(e_i / sum_{j>=i} e_j). Their location and spread change by an order of magnitude between 256
-MeV and 4 TeV (E_tot / E_inc has a spread of 30% at 256 MeV, 1% at 4 TeV), so each feature is
-standardised with a mean and standard deviation that follow log10 E_inc (fitted per incident
-energy, linearly interpolated between them): the flow learns only the residual shapes and
+is reproduced exactly instead of being a far-away blob the flow has to place (a 15-epoch fit of
+flow 1 alone: gradient-boosting AUC of the layer energies 0.52 with the pattern, 0.64 without).
+The energies become log(E_tot / E_inc) and the logit stick-breaking shares e_i / sum_{j>=i}
+e_j. Their location and spread change by an order of magnitude between 256 MeV and 4 TeV
+(E_tot / E_inc has a spread of 30% at 256 MeV, 1% at 4 TeV), so each feature is standardised
+with a mean and standard deviation that follow log10 E_inc (fitted per incident energy,
+linearly interpolated between them): the flow learns only the residual shapes and
 correlations, which vary slowly with E_inc, instead of widths that span a factor 30.
 """
 

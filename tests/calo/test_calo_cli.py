@@ -177,11 +177,16 @@ def test_amplification_prints_what_the_generated_showers_are_worth(files):
     assert result.exit_code == 0, result.output
     assert "E_tot_over_E_inc" in result.output
     assert "training showers: 300; generated: 400" in result.output
-    summary = json.loads((out / "amplification.json").read_text())
+    # strict JSON: an unbounded (infinite) amplification is written as null, never Infinity
+    text = (out / "amplification.json").read_text()
+    summary = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert set(summary["observables"]) == {"E_tot_over_E_inc", "E_layer_0"}
     for res in summary["observables"].values():
-        assert res["truth_equivalent_size"] > 0
-        assert res["amplification"] == pytest.approx(res["truth_equivalent_size"] / 300)
+        if res["truth_equivalent_size"] is None:
+            assert res["amplification"] is None
+        else:
+            assert res["truth_equivalent_size"] > 0
+            assert res["amplification"] == pytest.approx(res["truth_equivalent_size"] / 300)
     assert (out / "plots" / "E_layer_0.png").stat().st_size > 0
     bad = _run(
         "amplification", model_path, "--training", files["train"], "--truth", files["reference"],
@@ -240,3 +245,12 @@ def test_train_resumes_from_its_checkpoint(files):
     np.testing.assert_array_equal(
         first.sample(energies, random_state=0), second.sample(energies, random_state=0)
     )
+
+
+def test_check_accepts_generated_showers_and_names_what_is_wrong(files, generated):
+    ok = _run("check", generated, "--request", files["reference"], "-g", files["xml"])
+    assert ok.exit_code == 0, ok.output
+    assert "valid submission, 200 showers" in ok.output
+    bad = _run("check", generated, "--request", files["train"], "-g", files["xml"])
+    assert bad.exit_code == 1
+    assert "200 showers for a request of 300" in bad.output

@@ -50,7 +50,9 @@ def test_forward_is_deterministic_and_the_code_survives_serialisation():
     energies, incident = layer_energies(500)
     code = LayerEnergyCode(floor=[1.0, 2.0, 2.0, 0.5, 0.5], random_state=3).fit(energies, incident)
     again = step_from_dict(code.to_dict())
-    np.testing.assert_array_equal(again.forward(energies, incident), code.forward(energies, incident))
+    np.testing.assert_array_equal(
+        again.forward(energies, incident), code.forward(energies, incident)
+    )
     z = np.random.default_rng(0).normal(size=(200, 5))
     np.testing.assert_array_equal(again.inverse(z, incident[:200]), code.inverse(z, incident[:200]))
 
