@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (the defaults are the run recorded in benchmarks/results/calo.json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the photon files")
-    parser.add_argument("--models", nargs="+", default=["calo_inn"])
+    parser.add_argument("--models", nargs="+", default=["caloflow_inn"])
     parser.add_argument("--train-events", type=int, default=None, help="default: all")
     parser.add_argument("--n-reference", type=int, default=None, help="default: all")
     parser.add_argument("--epochs", type=int, default=None, help="default: the model's own")

@@ -94,7 +94,7 @@ def train(
     data: Path = typer.Argument(..., help="Training showers (CaloChallenge HDF5)."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write."),
     model: str = typer.Option(
-        "calo_inn", "--model", "-m", help=f"Shower model: {', '.join(sorted(SHOWER_MODELS))}."
+        "caloflow_inn", "--model", "-m", help=f"Shower model: {', '.join(sorted(SHOWER_MODELS))}."
     ),
     geometry: str = GEOMETRY_OPT,
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs of every network."),

@@ -4,9 +4,10 @@
 - 'flow_matching' (`FlowMatchingShowers`, `generative.calo.flow_matching`): conditional flow
   matching with an ODE sampler.
 - 'calo_inn' (`CaloINN`, `generative.calo.coupling`): one spline-coupling flow on the joint
-  layer representation, sampled in one pass (the fast default).
+  layer representation, sampled in one pass.
 - 'caloflow_inn' (`CaloFlowINN`, `generative.calo.caloflow_inn`): CaloFlow's two stages, the
-  shapes by a spline-coupling flow (one pass) trained by likelihood instead of a distilled IAF.
+  shapes by a spline-coupling flow (one pass) trained by likelihood instead of a distilled IAF
+  (the default: best on every metric of benchmarks/results/calo.json, 1.1 ms per shower).
 
 All share the interface of `generative.calo.base.ShowerModel` and the CaloFlow preprocessing of
 `generative.calo.preprocessing`, train with the shared loop of `generative.training` and
