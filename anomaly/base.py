@@ -46,13 +46,14 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
 
     Fitted attributes: `result_` (the `DetectorResult` the next stage reads: a score for every
     row given to `fit`, SR rows out-of-fold and sideband rows by the fold model that did not
-    train on them or by the fold average when none did; which rows are honest, False for those
-    every model saw in training, e.g. the sidebands of a sideband density model, whose scores are
-    biased; and the detector's external background reference, if any), `oof_scores_` (one score
-    per SR event, in input order; higher = more anomalous), `sr_indices_` (row of each SR event
-    in the arrays given to `fit`), `folds_` (an `OutOfFold` record: each SR event's fold;
-    `folds_.train_indices(k)` are the SR events fold model k trained on) and `fold_models_` (the
-    fitted fold scorers).
+    train on them or, when none did, by one fold model drawn at random (by one model, as an SR
+    event is, so that a cut passes SR and sideband background alike); which rows are honest,
+    False for those every model saw in training, e.g. the sidebands of a sideband density model,
+    whose scores are biased; and the detector's external background reference, if any),
+    `oof_scores_` (one score per SR event, in input order; higher = more anomalous),
+    `sr_indices_` (row of each SR event in the arrays given to `fit`), `folds_` (an `OutOfFold`
+    record: each SR event's fold; `folds_.train_indices(k)` are the SR events fold model k
+    trained on) and `fold_models_` (the fitted fold scorers).
     """
 
     #: whether `score_samples` needs the events' mjj (density-based detectors)
@@ -85,7 +86,9 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         """Labels of the SR events to stratify the folds by (None: plain shuffled folds)."""
         return None
 
-    def _external_reference(self, window: WindowEvents) -> Reference | None:
+    def _external_reference(
+        self, window: WindowEvents, rng: np.random.Generator
+    ) -> Reference | None:
         """The fitted background reference in the SR that is not rows of the window, if any."""
         return None
 
@@ -111,7 +114,7 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         if labels is not None and not self.uses_labels:
             raise ValueError(f"{name} does not use truth labels; do not pass labels=")
         window = check_window(X, mjj, in_sr, background, labels, background_mjj)
-        prepare_seed, split_seed, fold_seed = self._seeds()
+        prepare_seed, split_seed, fold_seed, outside_seed = self._seeds()
         fold = fold_assignment(
             int(window.in_sr.sum()), self.n_folds, split_seed, self._stratify(window)
         )
@@ -131,9 +134,10 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         self.folds_, self.fold_models_ = out_of_fold(window.X_sr, mjj_sr, fold, fit_fold)
         self.oof_scores_ = self.folds_.scores
         self.sr_indices_ = np.flatnonzero(window.in_sr)
-        scores, honest = self._window_scores(window)
+        outside_rng = np.random.default_rng(outside_seed)
+        scores, honest = self._window_scores(window, outside_rng)
         self.result_ = DetectorResult(
-            scores, honest, self._external_reference(window), self._diagnostics()
+            scores, honest, self._external_reference(window, outside_rng), self._diagnostics()
         )
         seen = [window.X] if window.background is None else [window.X, window.background]
         self.seen_hashes_ = np.unique(np.concatenate([row_hashes(a) for a in seen]))
@@ -141,19 +145,22 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         return self
 
     def _seeds(self) -> list[np.random.SeedSequence]:
-        """(prepare, split, fold) seeds of a fit, from `random_state`."""
-        return np.random.SeedSequence(self.random_state).spawn(3)
+        """(prepare, split, fold, outside-scoring) seeds of a fit, from `random_state`."""
+        return np.random.SeedSequence(self.random_state).spawn(4)
 
     def _diagnostics(self) -> dict[str, Any]:
         """What the fit learnt besides scores, as plain numbers for `result_.diagnostics`."""
         return {}
 
-    def _window_scores(self, window: WindowEvents) -> tuple[np.ndarray, np.ndarray]:
+    def _window_scores(
+        self, window: WindowEvents, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         scores = np.empty(len(window.X))
         scores[window.in_sr] = self.oof_scores_
         honest = np.ones(len(window.X), dtype=bool)
         outside = np.flatnonzero(~window.in_sr)
         folds = self._outside_folds(window)
+        folds[folds == UNSEEN] = self._random_folds(int(np.sum(folds == UNSEEN)), rng)
         mjj = window.mjj if self.needs_mjj else None
         honest[outside[folds == SEEN_BY_ALL]] = False
         for k in np.unique(folds):
@@ -161,6 +168,26 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
             X, m = window.X[rows], None if mjj is None else mjj[rows]
             scores[rows] = self._average(X, m) if k < 0 else self.fold_models_[k](X, m)
         return scores, honest
+
+    def _random_folds(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """One fold model per event, in equal shares, for events no fold model trained on.
+
+        An SR event is scored by one fold model; an average of models is a smoother function
+        whose scores do not rank like one model's, so a cut fixed on SR scores would pass a
+        different share of the same background elsewhere: a step in mjj at the SR edges.
+        """
+        return rng.permutation(n) % len(self.fold_models_)
+
+    def _score_by_random_fold(
+        self, X: np.ndarray, mjj: np.ndarray | None, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Scores of events no fold model trained on, each by one fold model drawn at random."""
+        folds = self._random_folds(len(X), rng)
+        out = np.empty(len(X))
+        for k in np.unique(folds):
+            rows = folds == k
+            out[rows] = self.fold_models_[k](X[rows], None if mjj is None else mjj[rows])
+        return out
 
     def _average(self, X: np.ndarray, mjj: np.ndarray | None) -> np.ndarray:
         models = {id(m): m for m in self.fold_models_}.values()
@@ -307,7 +334,9 @@ class ReferenceDetector(ClassifierDetector):
         """Masses of the reference events (TeV), None when the detector was not told them."""
         return self.reference_sample_.mjj
 
-    def _external_reference(self, window: WindowEvents) -> Reference | None:
+    def _external_reference(
+        self, window: WindowEvents, rng: np.random.Generator
+    ) -> Reference | None:
         # A reference of its own (a template, a simulated background) in the SR, scored by the
         # fold model that left each event out: its pass fractions calibrate a cut's background.
         if self._reference_rows(window) is not None:

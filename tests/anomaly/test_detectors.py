@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
@@ -298,3 +299,27 @@ def test_reference_scores_are_out_of_fold_and_template_masses_kept(gaussian):
     assert ((det.reference_mjj_ >= low) & (det.reference_mjj_ <= high)).all()
     for k, model in enumerate(det.fold_models_):
         assert rows(det.reference_[det.reference_fold_ == k]) <= model.classifier.scored_
+
+
+def test_a_cut_passes_sideband_background_as_it_passes_sr_background():
+    """Sideband events no fold model saw are scored by one model each, like the SR events.
+
+    The features do not depend on mjj and there is no signal, so a cut fixed on the SR scores
+    must keep the same share of the sidebands; the average of the fold models (a smoother
+    function) would keep far fewer of them at a tight cut, a step at the SR edges.
+    """
+    rng = np.random.default_rng(3)
+    n = 6000
+    mjj = rng.uniform(2.9, 4.1, n)
+    X = rng.normal(size=(n, 4))
+    in_sr = (mjj > 3.3) & (mjj < 3.7)
+    background = rng.normal(size=(3000, 4))
+    det = make_detector("idealized", classifier_params={"n_models": 1}, random_state=0)
+    scores = det.fit(X, mjj, in_sr, background=background).result_.scores
+    for efficiency in (0.05, 0.01):
+        cut = np.quantile(scores[in_sr], 1 - efficiency)
+        passed = int(np.sum(scores[~in_sr] > cut))
+        n_sb = int(np.sum(~in_sr))
+        # a binomial test at the 0.1% level on the sideband pass count
+        p = stats.binomtest(passed, n_sb, efficiency).pvalue
+        assert p > 1e-3, (efficiency, passed / n_sb)
