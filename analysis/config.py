@@ -124,6 +124,15 @@ class MethodConfig(_Strict):
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict, description="constructor arguments")
+    background: Literal["fit", "reference"] = Field(
+        "fit",
+        description=(
+            "background of a cut's selected spectrum: fit (dijet fit of the window's selected "
+            "sidebands, any method) or reference (inclusive fit times the cut's efficiency on "
+            "the method's own SR reference: CATHODE's template, the idealized detector's "
+            "simulation; the template's measured mismodelling a nuisance)"
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -383,6 +392,7 @@ def _describe(value: BaseModel, cls: type[BaseModel], lines: list[str], indent: 
                 lines.append(f"{pad}  - name: {method.name}")
                 options = yaml.safe_dump(method.options, default_flow_style=True, width=1000)
                 lines.append(f"{pad}    options: {options.strip()}")
+                lines.append(f"{pad}    background: {method.background}")
         else:
             dumped = yaml.safe_dump(
                 {name: json.loads(json.dumps(item, default=str))}, default_flow_style=True

@@ -216,19 +216,22 @@ def _global_text(best: JSON) -> str:
     return global_z
 
 
+def _template_lines(tests: list[JSON] | None) -> list[str]:
+    return [
+        f"- {t['window']}: template tests (two-sample AUC, data vs model; 0.5 = "
+        "indistinguishable): "
+        + "; ".join(
+            f"{name} {r['auc']:.4f} +- {r['error']:.4f} ({r['z']:+.1f} sigma)"
+            for name, r in t["tests"].items()
+        )
+        for t in tests or []
+        if t["tests"]
+    ]
+
+
 def _closure_lines(closure: list[JSON] | None) -> list[str]:
     lines = []
     for c in closure or []:
-        tests = c.get("template_tests") or {}
-        if tests:
-            lines.append(
-                f"- {c['window']}: template tests (two-sample AUC, data vs model; 0.5 = "
-                "indistinguishable): "
-                + "; ".join(
-                    f"{name} {t['auc']:.4f} +- {t['error']:.4f} ({t['z']:+.1f} sigma)"
-                    for name, t in tests.items()
-                )
-            )
         if not c["passed"] and c.get("covered"):
             lines.append(
                 f"- {c['window']}: the classifier separates the data from the reference "
@@ -287,6 +290,7 @@ def _markdown(
         if files.best is not None:
             lines.append(_link(files.best, "best cell"))
         lines += ["", f"Background model: {method['background_model']}."]
+        lines += _template_lines(method["template_tests"])
         lines += _closure_lines(method["reference_closure"])
         lines += _limits_section(method["limits"])
         lines += _bias_section(method["bias_test"])
@@ -321,6 +325,7 @@ def write_report(
                 if outcome.spectra.reference_efficiency is None
                 else "inclusive sideband fit x the cut's efficiency on the method's reference"
             ),
+            "template_tests": outcome.window_template_tests(),
             "reference_closure": outcome.closure(),
             "detector_seconds": outcome.seconds,
             "sideband_events_scored_by_models_that_saw_them": outcome.n_seen,

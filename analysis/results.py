@@ -169,12 +169,18 @@ class MethodOutcome:
         )
 
     def closure(self) -> list[JSON] | None:
-        """Per window the scan's reference closure with the template's own quality tests."""
+        """Per window the scan's reference closure (None: the background is not the reference's)."""
         if self.scan.closure is None:
             return None
+        return [closure.to_dict() for closure in self.scan.closure]
+
+    def window_template_tests(self) -> list[JSON] | None:
+        """Per window the reference's quality tests by name, None when no window has any."""
+        if not any(self.template_tests):
+            return None
         return [
-            {**closure.to_dict(), "template_tests": tests}
-            for closure, tests in zip(self.scan.closure, self.template_tests, strict=True)
+            {"window": window.name, "tests": tests}
+            for window, tests in zip(self.scan.windows, self.template_tests, strict=True)
         ]
 
 

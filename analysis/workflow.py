@@ -43,6 +43,7 @@ from analysis.units import (
     unit_seeds,
     window_events,
 )
+from anomaly import DETECTORS
 from anomaly.results import ControlSample, DetectorResult
 
 __all__ = ["ScoreTask", "limit_efficiency", "run_search"]
@@ -176,8 +177,20 @@ def _gather_scores(
     return MethodScores(matrix, seconds, templates, n_seen, complete, tests)
 
 
+def check_backgrounds(config: SearchConfig) -> None:
+    """Refuse a `reference` background for a method without a background sample of its own."""
+    for label, method in zip(method_labels(config.methods), config.methods, strict=True):
+        if method.background == "reference" and not DETECTORS[method.name].calibrates_background:
+            own = ", ".join(name for name in DETECTORS if DETECTORS[name].calibrates_background)
+            raise ValueError(
+                f"{label}: background 'reference' needs a detector with a background sample of "
+                f"its own in the signal region ({own}); use background 'fit'"
+            )
+
+
 def run_search(config: SearchConfig, *, executor: Executor | None = None) -> SearchResult:
     """Run (or resume) the search of `config` and write results, plots and the report."""
+    check_backgrounds(config)
     store = ResultStore(config.output, config.fingerprint()).open()
     write_json(config.output / "config.json", config.model_dump(mode="json"))
     data_seed, task_seed, lee_seed = np.random.SeedSequence(config.seed).spawn(3)
@@ -222,8 +235,16 @@ def _run_units(
     outcomes = []
     for m, label in enumerate(method_labels(config.methods)):
         gathered = _gather_scores(store, label, windows, mjj)
+        references = None
+        if config.methods[m].background == "reference":
+            if gathered.references is None:
+                raise ValueError(
+                    f"{label}: background 'reference' needs the detector's own background "
+                    "sample with masses in every window; it has none"
+                )
+            references = gathered.references
         spectra = select_spectra(
-            mjj, gathered.matrix, windows, edges, scan_config.efficiencies, gathered.references
+            mjj, gathered.matrix, windows, edges, scan_config.efficiencies, references
         )
         scan = scan_spectra(spectra, scan_config)
         failed = [c.window for c in scan.closure or () if not (c.passed or c.covered)]

@@ -56,6 +56,9 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
     trained on) and `fold_models_` (the fitted fold scorers).
     """
 
+    #: whether `result_.reference` is a background sample of its own in the SR, with masses,
+    #: whose pass fractions can stand for a cut's background efficiency (CATHODE, idealized)
+    calibrates_background: bool = False
     #: whether `score_samples` needs the events' mjj (density-based detectors)
     needs_mjj: bool = False
     #: whether the fold models train on SR events; if not, one model serves every fold

@@ -179,6 +179,8 @@ class CATHODE(SidebandDensity, ReferenceDetector):
     measures the mismodelling at its own cuts.
     """
 
+    calibrates_background = True
+
     def __init__(
         self,
         *,

@@ -19,6 +19,7 @@ class Idealized(ReferenceDetector):
     """
 
     uses_background = True
+    calibrates_background = True
 
     def _reference(self, window: WindowEvents, seed: np.random.SeedSequence) -> ReferenceSample:
         if window.background is None:

@@ -40,12 +40,17 @@ def test_whole_search_writes_results_plots_and_report(tmp_path):
             assert method["look_elsewhere"]["n_pseudo"] == 20
         assert method["truth"]["signal_in_sr"][0] > 0
     assert saved["methods"]["cwola"]["best"]["window"] is not None
-    assert len(saved["methods"]["cathode"]["reference_closure"]) == 2
+    cathode = saved["methods"]["cathode"]
+    # its default background is the fit of each cut's selected sidebands, not its template
+    assert cathode["reference_closure"] is None
+    assert "selected" in cathode["background_model"]
     # every window carries its template's held-out sideband test, and the report shows it
-    for closure in saved["methods"]["cathode"]["reference_closure"]:
-        sideband = closure["template_tests"]["sideband"]
+    assert [t["window"] for t in cathode["template_tests"]] == [w["name"] for w in saved["windows"]]
+    for window in cathode["template_tests"]:
+        sideband = window["tests"]["sideband"]
         assert 0.0 <= sideband["auc"] <= 1.0
         assert sideband["n_a"] == sideband["n_b"] > 0
+    assert saved["methods"]["cwola"]["template_tests"] is None
     report = (out / "report.md").read_text()
     assert "template tests (two-sample AUC" in report
     assert "| cathode |" in report
@@ -118,6 +123,16 @@ def test_too_few_events_for_a_method_names_the_window(tmp_path):
         run_search(load_config(raw))
 
 
+def test_a_reference_background_needs_a_reference_sample(tmp_path):
+    """CWoLa's reference is sideband rows: a `reference` background is refused before any fit."""
+    raw = tiny(
+        tmp_path, methods=[{"name": "cwola", "options": FAST_HGB, "background": "reference"}]
+    )
+    with pytest.raises(ValueError, match=r"cwola: background 'reference' needs a detector with"):
+        run_search(load_config(raw))
+    assert not (tmp_path / "run").exists()
+
+
 def test_nearly_empty_signal_region_names_the_window(tmp_path):
     raw = tiny(
         tmp_path,
@@ -135,8 +150,9 @@ def test_background_only_search_finds_no_excess(tmp_path):
         data={"n_background": 60_000, "injection": {"n_signal": 0}},
         methods=[
             {"name": "cathode", "options": FAST_CATHODE},
+            {"name": "cathode", "options": FAST_CATHODE, "background": "reference"},
             {"name": "cwola", "options": FAST_HGB},
-            {"name": "idealized", "options": FAST_HGB},
+            {"name": "idealized", "options": FAST_HGB, "background": "reference"},
         ],
         stats={"efficiencies": [1.0, 0.1, 0.02], "n_pseudo": 0},
     )
@@ -145,7 +161,9 @@ def test_background_only_search_finds_no_excess(tmp_path):
         z = np.array(method["scan"]["significances"], dtype=float)
         usable = np.array(method["scan"]["fit_valid"])
         assert np.all(z[usable] < 3.0), (label, z, usable)
-    cathode = results["methods"]["cathode"]
+        assert usable.any(), label
+    assert "selected" in results["methods"]["cathode-0"]["background_model"]
+    cathode = results["methods"]["cathode-1"]
     assert "reference" in cathode["background_model"]
     # The tiny flow's template is visibly wrong: closure catches it, and its windows stay
     # tested with the measured mismodelling as a nuisance, still without an excess (above).
