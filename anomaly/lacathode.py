@@ -44,8 +44,7 @@ def latent_map(
         raise TypeError(
             f"LaCATHODE needs an invertible flow with a latent space (e.g. 'maf'), got {model!r}"
         )
-    Z = model.preprocessing_.forward(np.clip(X, low, high))[0]
-    C = model.context_preprocessing_.forward(np.asarray(mjj, dtype=np.float64)[:, None])[0]
+    Z, C, _ = model.model_space(np.clip(X, low, high), np.asarray(mjj, dtype=np.float64)[:, None])
     out = np.empty_like(Z)
     with torch.no_grad():
         for start in range(0, len(Z), batch_size):

@@ -99,8 +99,7 @@ def _signal_flow(n_features: int, n_transforms: int, hidden_features: int) -> Fl
 
 def _latent(background: DensityModel, X: np.ndarray, mjj: np.ndarray):
     """Events and masses in the background model's preprocessed space, its log-Jacobian."""
-    z, logdet = background.preprocessing_.forward(X)
-    c = background.context_preprocessing_.forward(mjj[:, None])[0]
+    z, c, logdet = background.model_space(X, mjj[:, None])
     inside = np.isfinite(z).all(axis=1) & np.isfinite(logdet)
     return z, c, logdet, inside
 

@@ -65,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mjj-range", type=float, nargs=2, default=(2.8, 6.0))
     p.add_argument("--efficiencies", type=float, nargs="+", default=list(DEFAULT_EFFICIENCIES))
     p.add_argument("--epochs", type=int, default=None, help="flow epochs (default FAST_MAF's)")
+    p.add_argument(
+        "--decorrelate",
+        action="store_true",
+        help="the flow removes the features' linear mjj trend first (density decorrelate=True)",
+    )
     p.add_argument("--hgb-models", type=int, default=3, help="HGB seeds per fold")
     p.add_argument("--output", type=Path, default=RESULTS / "template_nuisance.json")
     return p.parse_args(argv)
@@ -88,8 +93,13 @@ def windows_of(args: argparse.Namespace) -> list[Window]:
 def detector(args: argparse.Namespace, seed: int) -> CATHODE:
     """CATHODE with the benchmark's template and classifier settings."""
     params: dict[str, Any] = {"classifier_params": {"n_models": args.hgb_models}}
+    density: dict[str, Any] = {}
     if args.epochs is not None:
-        params["density_params"] = {"training": {**FAST_MAF["training"], "epochs": args.epochs}}
+        density["training"] = {**FAST_MAF["training"], "epochs": args.epochs}
+    if args.decorrelate:
+        density["decorrelate"] = True
+    if density:
+        params["density_params"] = density
     return CATHODE(**params, random_state=seed)
 
 

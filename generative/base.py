@@ -42,8 +42,15 @@ class DensityModel(Estimator, abc.ABC):
     """A conditional density estimator p(x | context) with a scikit-learn style life cycle.
 
     Common constructor arguments (every subclass takes them): `preprocessing` of the features
-    (a name such as 'logit' or a `Step`/`Pipeline`), `context_preprocessing`, `training` (a
-    `TrainingConfig` or a mapping of its fields), `random_state`, `device` and `verbose`.
+    (a name such as 'logit' or a `Step`/`Pipeline`), `context_preprocessing`, `decorrelate`,
+    `training` (a `TrainingConfig` or a mapping of its fields), `random_state`, `device` and
+    `verbose`.
+
+    With `decorrelate`, the linear dependence of each preprocessed feature on the preprocessed
+    context is fitted by least squares on the training data (`context_shift_`) and subtracted
+    before the network sees the events: an exact shift, log-Jacobian 0. The network then models
+    what the context does beyond a linear trend, and a model asked for contexts between those it
+    trained on (a template in a signal region) carries the trend across exactly.
     """
 
     registry = MODELS
@@ -58,6 +65,7 @@ class DensityModel(Estimator, abc.ABC):
         *,
         preprocessing: str | Step | None = "logit",
         context_preprocessing: str | Step | None = "standard",
+        decorrelate: bool = False,
         training: TrainingConfig | dict[str, Any] | None = None,
         random_state: int | None = None,
         device: str = "cpu",
@@ -65,6 +73,7 @@ class DensityModel(Estimator, abc.ABC):
     ) -> None:
         self.preprocessing = preprocessing
         self.context_preprocessing = context_preprocessing
+        self.decorrelate = decorrelate
         self.training = training
         self.random_state = random_state
         self.device = device
@@ -137,6 +146,12 @@ class DensityModel(Estimator, abc.ABC):
                 context
             )
             C = self.context_preprocessing_.forward(context)[0]
+        self.context_shift_ = None
+        if self.decorrelate:
+            if C is None:
+                raise ValueError("decorrelate=True needs a context to remove the trend of")
+            self.context_shift_ = np.linalg.lstsq(_design(C), Z, rcond=None)[0]
+            Z = Z - self._shift(C)
 
         if X_val is not None:
             X_val = check_array(X_val, "X_val", n_features=X.shape[1])
@@ -148,6 +163,7 @@ class DensityModel(Estimator, abc.ABC):
             )
             Z_val = self._transform(X_val, "X_val")
             C_val = None if C is None else self.context_preprocessing_.forward(context_val)[0]
+            Z_val = Z_val - self._shift(C_val)
             Z_train, C_train = Z, C
         elif config.validation_fraction > 0:
             tr, va = split_indices(
@@ -198,7 +214,7 @@ class DensityModel(Estimator, abc.ABC):
                 c = None if C is None else to_tensor(C[start:stop]).to(self.device)
                 z = self._sample_latent(self.module_, stop - start, c)
                 out[start:stop] = z.detach().cpu().double().numpy()
-        return self.preprocessing_.inverse(out)
+        return self.preprocessing_.inverse(out + self._shift(C))
 
     def log_prob(self, X: Any, context: Any = None, *, batch_size: int = 100_000) -> np.ndarray:
         """Log-density of each event in data space; -inf outside the preprocessing's support."""
@@ -208,9 +224,7 @@ class DensityModel(Estimator, abc.ABC):
                 f"log_prob is not available for {type(self).__name__}: no tractable likelihood"
             )
         X = check_array(X, "X", n_features=self.n_features_in_, allow_empty=True)
-        ctx = check_context(context, X.shape[0], n_context=self.n_context_)
-        Z, logdet = self.preprocessing_.forward(X)
-        C = None if ctx is None else self.context_preprocessing_.forward(ctx)[0]
+        Z, C, logdet = self.model_space(X, context)
         out = np.full(X.shape[0], -np.inf)
         inside = np.flatnonzero(np.isfinite(Z).all(axis=1) & np.isfinite(logdet))
         with torch.no_grad():
@@ -220,6 +234,26 @@ class DensityModel(Estimator, abc.ABC):
                 lp = self._log_prob_latent(self.module_, to_tensor(Z[idx]).to(self.device), c)
                 out[idx] = lp.detach().cpu().double().numpy() + logdet[idx]
         return out
+
+    def model_space(
+        self, X: np.ndarray, context: Any = None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Events as the network sees them: features, context and the features' log-Jacobian.
+
+        The features preprocessed (and, with `decorrelate`, their linear context dependence
+        removed), the context preprocessed (None for an unconditional model), and per event
+        log|det dz/dx|; events outside the preprocessing's support come back non-finite.
+        """
+        check_is_fitted(self, self._fitted)
+        ctx = check_context(context, X.shape[0], n_context=self.n_context_)
+        Z, logdet = self.preprocessing_.forward(X)
+        C = None if ctx is None else self.context_preprocessing_.forward(ctx)[0]
+        return Z - self._shift(C), C, logdet
+
+    def _shift(self, C: np.ndarray | None) -> np.ndarray | float:
+        """The fitted linear context dependence of the preprocessed features (0 without one)."""
+        shift = getattr(self, "context_shift_", None)
+        return 0.0 if shift is None or C is None else _design(C) @ shift
 
     def _params_for_saving(self) -> dict[str, Any]:
         params = self.get_params(deep=False)
@@ -246,6 +280,7 @@ class DensityModel(Estimator, abc.ABC):
                 else self.context_preprocessing_.to_dict()
             ),
             "history": self.history_.to_dict(),
+            "context_shift": None if self.context_shift_ is None else self.context_shift_.tolist(),
         }
         return self._pack(meta, {"state_dict": self.module_.state_dict()})
 
@@ -259,6 +294,8 @@ class DensityModel(Estimator, abc.ABC):
         ctx = meta["context_preprocessing"]
         model.context_preprocessing_ = None if ctx is None else _as_pipeline(step_from_dict(ctx))
         model.history_ = History(**meta["history"])
+        shift = meta.get("context_shift")
+        model.context_shift_ = None if shift is None else _shift_array(shift, model, source)
         module = model._build_module(model.n_features_in_, model.n_context_)
         module.load_state_dict(tensors["state_dict"])
         if str(model.device).startswith("cuda") and not torch.cuda.is_available():
@@ -277,6 +314,20 @@ class DensityModel(Estimator, abc.ABC):
                 "fitted on (e.g. beyond the min-max range before a logit)"
             )
         return Z
+
+
+def _design(C: np.ndarray) -> np.ndarray:
+    """The least-squares design matrix of a linear context dependence: [1, C]."""
+    return np.column_stack([np.ones(len(C)), C])
+
+
+def _shift_array(values: Any, model: DensityModel, source: str) -> np.ndarray:
+    """A saved context shift, checked against the model's dimensions (a corrupted file fails)."""
+    shift = np.asarray(values, dtype=np.float64)
+    expected = (model.n_context_ + 1, model.n_features_in_)
+    if shift.shape != expected or not np.isfinite(shift).all():
+        raise ValueError(f"{source}: corrupted context shift, shape {shift.shape} not {expected}")
+    return shift
 
 
 def _as_pipeline(step: Step) -> Pipeline:
