@@ -134,7 +134,7 @@ def _score_tasks(
     return tasks
 
 
-def _gather_scores(
+def gather_scores(
     store: ResultStore, label: str, windows: list[Window], mjj: np.ndarray
 ) -> MethodScores:
     matrix = np.empty((len(windows), mjj.size))
@@ -234,7 +234,7 @@ def _run_units(
     lee_seeds = lee_seed.spawn(len(config.methods))
     outcomes = []
     for m, label in enumerate(method_labels(config.methods)):
-        gathered = _gather_scores(store, label, windows, mjj)
+        gathered = gather_scores(store, label, windows, mjj)
         references = None
         if config.methods[m].background == "reference":
             if gathered.references is None:

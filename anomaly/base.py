@@ -46,8 +46,8 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
 
     Fitted attributes: `result_` (the `DetectorResult` the next stage reads: a score for every
     row given to `fit`, SR rows out-of-fold and sideband rows by the fold model that did not
-    train on them or, when none did, by one fold model drawn at random (by one model, as an SR
-    event is, so that a cut passes SR and sideband background alike); which rows are honest,
+    train on them or, when none or all did, by one fold model drawn at random (by one model, as
+    an SR event is, so that a cut passes SR and sideband background alike); which rows are honest,
     False for those every model saw in training, e.g. the sidebands of a sideband density model,
     whose scores are biased; and the detector's external background reference, if any),
     `oof_scores_` (one score per SR event, in input order; higher = more anomalous),
@@ -163,13 +163,16 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         honest = np.ones(len(window.X), dtype=bool)
         outside = np.flatnonzero(~window.in_sr)
         folds = self._outside_folds(window)
-        folds[folds == UNSEEN] = self._random_folds(int(np.sum(folds == UNSEEN)), rng)
-        mjj = window.mjj if self.needs_mjj else None
         honest[outside[folds == SEEN_BY_ALL]] = False
+        # Rows without a fold model of their own (none, or every one, trained on them) are
+        # scored by one drawn at random; the latter stay flagged as not honest.
+        shared = folds < 0
+        folds[shared] = self._random_folds(int(shared.sum()), rng)
+        mjj = window.mjj if self.needs_mjj else None
         for k in np.unique(folds):
             rows = outside[folds == k]
             X, m = window.X[rows], None if mjj is None else mjj[rows]
-            scores[rows] = self._average(X, m) if k < 0 else self.fold_models_[k](X, m)
+            scores[rows] = self.fold_models_[k](X, m)
         return scores, honest
 
     def _random_folds(self, n: int, rng: np.random.Generator) -> np.ndarray:

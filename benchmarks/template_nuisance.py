@@ -45,7 +45,7 @@ from analysis.stats import (
     scan_spectra,
     select_spectra,
 )
-from anomaly import CATHODE, FAST_MAF
+from anomaly import CATHODE, FAST_MAF, LaCATHODE
 from generative.fileio import write_atomic
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -70,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the flow removes the features' linear mjj trend first (density decorrelate=True)",
     )
+    p.add_argument("--detector", choices=("cathode", "lacathode"), default="cathode")
     p.add_argument("--hgb-models", type=int, default=3, help="HGB seeds per fold")
     p.add_argument("--output", type=Path, default=RESULTS / "template_nuisance.json")
     return p.parse_args(argv)
@@ -91,7 +92,7 @@ def windows_of(args: argparse.Namespace) -> list[Window]:
 
 
 def detector(args: argparse.Namespace, seed: int) -> CATHODE:
-    """CATHODE with the benchmark's template and classifier settings."""
+    """CATHODE (or LaCATHODE) with the benchmark's template and classifier settings."""
     params: dict[str, Any] = {"classifier_params": {"n_models": args.hgb_models}}
     density: dict[str, Any] = {}
     if args.epochs is not None:
@@ -100,7 +101,7 @@ def detector(args: argparse.Namespace, seed: int) -> CATHODE:
         density["decorrelate"] = True
     if density:
         params["density_params"] = density
-    return CATHODE(**params, random_state=seed)
+    return (LaCATHODE if args.detector == "lacathode" else CATHODE)(**params, random_state=seed)
 
 
 def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
