@@ -18,6 +18,7 @@ from scipy.stats import gaussian_kde
 from sklearn.base import clone
 
 from anomaly.base import ReferenceDetector, WindowEvents, seed_int, sideband_events
+from anomaly.crossfit import fit_cross
 from anomaly.events import MIN_SIDEBAND_EVENTS
 from anomaly.results import ControlSample, Reference, ReferenceSample
 from anomaly.sideband import SidebandDensity, SidebandFit
@@ -168,7 +169,12 @@ class CATHODE(SidebandDensity, ReferenceDetector):
 
     The density model trains on the sidebands minus a random validation share (its training
     config's `validation_fraction`), which selects its best epoch and is the held-out data of
-    the sideband test. Template events that are non-finite or outside the per-feature range of
+    the sideband test. With `cross_fit`, the detector is fitted twice, each time on the SR and
+    a random half of the sidebands, and a sideband event is scored by the copy that did not
+    learn it (`anomaly.crossfit`; the copies are `copies_`, the template and tests shown are the
+    first copy's, the reference of `result_` both copies'): the selected sidebands are then
+    independent of the template, as a fit of them (`background: fit`) needs. Template events
+    that are non-finite or outside the per-feature range of
     the sideband data are redrawn at their masses and counted in `n_invalid_template_`. The
     template is `reference_sample_` (a `Template`; its events `reference_`, its masses
     `reference_mjj_`, its tests `template_tests_`), the fitted sideband model `density_model_`;
@@ -193,6 +199,7 @@ class CATHODE(SidebandDensity, ReferenceDetector):
         interpolation_test: bool = False,
         inner_sideband_width: float | None = None,
         test_classifier_params: dict[str, Any] | None = None,
+        cross_fit: bool = False,
         classifier: str | Any = "hgb",
         classifier_params: dict[str, Any] | None = None,
         n_folds: int = 5,
@@ -213,6 +220,7 @@ class CATHODE(SidebandDensity, ReferenceDetector):
         self.interpolation_test = interpolation_test
         self.inner_sideband_width = inner_sideband_width
         self.test_classifier_params = test_classifier_params
+        self.cross_fit = cross_fit
 
     @property
     def density_model_(self) -> DensityModel:
@@ -232,7 +240,9 @@ class CATHODE(SidebandDensity, ReferenceDetector):
         return {name: test for name, test in tests.items() if test is not None}
 
     def fit(self, X: Any, mjj: Any, in_sr: Any, **extras: Any) -> CATHODE:
-        """Fit as every detector, then measure the efficiency closure `sideband_efficiency_`."""
+        """Fit as every detector (or cross-fitted), then measure `sideband_efficiency_`."""
+        if self.cross_fit:
+            return fit_cross(self, X, mjj, in_sr, **extras)
         super().fit(X, mjj, in_sr, **extras)
         self.sideband_efficiency_ = self._sideband_efficiency()
         return self

@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the flow removes the features' linear mjj trend first (density decorrelate=True)",
     )
     p.add_argument("--detector", choices=("cathode", "lacathode"), default="cathode")
+    p.add_argument(
+        "--cross-fit", action="store_true", help="sideband cross-fitting (cross_fit=True)"
+    )
     p.add_argument("--hgb-models", type=int, default=3, help="HGB seeds per fold")
     p.add_argument("--output", type=Path, default=RESULTS / "template_nuisance.json")
     return p.parse_args(argv)
@@ -93,7 +96,10 @@ def windows_of(args: argparse.Namespace) -> list[Window]:
 
 def detector(args: argparse.Namespace, seed: int) -> CATHODE:
     """CATHODE (or LaCATHODE) with the benchmark's template and classifier settings."""
-    params: dict[str, Any] = {"classifier_params": {"n_models": args.hgb_models}}
+    params: dict[str, Any] = {
+        "classifier_params": {"n_models": args.hgb_models},
+        "cross_fit": args.cross_fit,
+    }
     density: dict[str, Any] = {}
     if args.epochs is not None:
         density["training"] = {**FAST_MAF["training"], "epochs": args.epochs}
