@@ -116,6 +116,15 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+def method_takes(name: str, key: str) -> bool:
+    """Whether detector `name`'s constructor takes the option `key` (False for unknown names)."""
+    from anomaly import DETECTORS
+
+    # the names only: `name in DETECTORS` would look the class up, importing its module
+    known = name in set(DETECTORS)
+    return known and key in constructor_parameters(*DETECTORS.location(name))
+
+
 def check_method_options(name: str, options: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first key of `options` that method `name` cannot take."""
     from anomaly import DETECTORS
