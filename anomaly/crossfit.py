@@ -55,6 +55,11 @@ def _merged_reference(copies: list[CATHODE]) -> Reference:
 
 def fit_cross(detector: CATHODE, X: Any, mjj: Any, in_sr: Any, **extras: Any) -> CATHODE:
     """Fit `detector` by sideband cross-fitting (see the module docstring); returns it."""
+    if detector.sideband_fit is not None:
+        raise ValueError(
+            "cross_fit fits a sideband model on each half of the sidebands; it cannot use a "
+            "shared sideband_fit (a model of all of them)"
+        )
     window = check_window(X, mjj, in_sr)
     split_seed, *copy_seeds = np.random.SeedSequence(detector.random_state).spawn(4)
     rng = np.random.default_rng(split_seed)

@@ -85,3 +85,9 @@ def test_same_seed_same_scores_and_lacathode_cross_fits_too(fitted, gaussian):
     latent = cross_fitted(LaCATHODE, gaussian, seed=1)
     assert np.isfinite(latent.result_.scores).all()
     assert latent.result_.honest.all()
+
+
+def test_a_shared_sideband_fit_is_refused(gaussian):
+    det = CATHODE(cross_fit=True, sideband_fit=object(), random_state=0)
+    with pytest.raises(ValueError, match="cannot use a shared sideband_fit"):
+        det.fit(gaussian.X, gaussian.mjj, gaussian.in_sr)
