@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from analysis.defaults import DEFAULT_EFFICIENCIES, DEFAULT_FEATURES
-from analysis.options import check_method_options, method_takes
+from analysis.options import check_method_options
 
 __all__ = [
     "CompareConfig",
@@ -134,20 +134,6 @@ class MethodConfig(_Strict):
             "detector's simulation; the template's measured mismodelling a nuisance)"
         ),
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _cross_fit_under_a_fit(cls, data: Any) -> Any:
-        # A fit of the selected sidebands needs their scores from models whose template never
-        # learned them (anomaly.crossfit): on by default where the detector offers it.
-        if not isinstance(data, dict) or data.get("background", "fit") != "fit":
-            return data
-        options = data.get("options") or {}
-        name = data.get("name")
-        wants = isinstance(options, dict) and "cross_fit" not in options
-        if wants and isinstance(name, str) and method_takes(name, "cross_fit"):
-            return {**data, "options": {**options, "cross_fit": True}}
-        return data
 
     @field_validator("name")
     @classmethod

@@ -12,13 +12,15 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from analysis.config import SearchConfig
+from analysis.config import MethodConfig, SearchConfig
 from analysis.data.validation import check_background
 from analysis.executor import configured_executor
 from analysis.inputs import load_search_data, search_windows
+from analysis.options import method_takes
 from analysis.regions import Window
 from analysis.report import write_report
 from analysis.results import MethodOutcome, MethodScores, SearchData, SearchResult
@@ -105,6 +107,19 @@ def _run_score_task(task: ScoreTask) -> str:
     return task.key
 
 
+def unit_options(method: MethodConfig) -> dict[str, Any]:
+    """The detector options of a search unit: the method's, cross-fitted under a `fit` background.
+
+    A fit of the selected sidebands needs their scores from models whose template never learned
+    them (`anomaly.crossfit`), so a detector that offers `cross_fit` uses it unless told not to.
+    """
+    options = dict(method.options)
+    unset = method.background == "fit" and "cross_fit" not in options
+    if unset and method_takes(method.name, "cross_fit"):
+        options["cross_fit"] = True
+    return options
+
+
 def _score_tasks(
     config: SearchConfig,
     data: SearchData,
@@ -124,7 +139,7 @@ def _score_tasks(
             events = window_events(window, data.events, config.data.features, data.extra_background)
             unit = DetectorUnit(
                 method=method.name,
-                options=dict(method.options),
+                options=unit_options(method),
                 window=window,
                 seed=seeds[m * len(windows) + w],
                 threads=config.executor.threads_per_task,

@@ -10,7 +10,7 @@ import pytest
 import analysis.units as units
 from analysis.config import load_config
 from analysis.store import ConfigChangedError
-from analysis.workflow import run_search
+from analysis.workflow import run_search, unit_options
 from tests.analysis.search_configs import FAST_CATHODE, FAST_HGB, tiny
 
 
@@ -173,3 +173,18 @@ def test_background_only_search_finds_no_excess(tmp_path):
     # A perfect reference (simulated background) closes, and its calibration finds nothing.
     assert all(c["passed"] for c in results["methods"]["idealized"]["reference_closure"])
     assert "selected" in results["methods"]["cwola"]["background_model"]
+
+
+def test_a_template_under_a_fit_background_is_cross_fitted_unless_told_not():
+    config = load_config(
+        {
+            "methods": [
+                {"name": "cathode"},
+                {"name": "cathode", "background": "reference"},
+                {"name": "lacathode", "options": {"cross_fit": False}},
+                {"name": "cwola"},
+            ]
+        }
+    )
+    chosen = [unit_options(m).get("cross_fit") for m in config.methods]
+    assert chosen == [True, None, False, None]
