@@ -89,9 +89,7 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         """Labels of the SR events to stratify the folds by (None: plain shuffled folds)."""
         return None
 
-    def _external_reference(
-        self, window: WindowEvents, rng: np.random.Generator
-    ) -> Reference | None:
+    def _external_reference(self, window: WindowEvents) -> Reference | None:
         """The fitted background reference in the SR that is not rows of the window, if any."""
         return None
 
@@ -140,7 +138,7 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         outside_rng = np.random.default_rng(outside_seed)
         scores, honest = self._window_scores(window, outside_rng)
         self.result_ = DetectorResult(
-            scores, honest, self._external_reference(window, outside_rng), self._diagnostics()
+            scores, honest, self._external_reference(window), self._diagnostics()
         )
         seen = [window.X] if window.background is None else [window.X, window.background]
         self.seen_hashes_ = np.unique(np.concatenate([row_hashes(a) for a in seen]))
@@ -183,17 +181,6 @@ class AnomalyDetector(BaseEstimator, abc.ABC):
         different share of the same background elsewhere: a step in mjj at the SR edges.
         """
         return rng.permutation(n) % len(self.fold_models_)
-
-    def _score_by_random_fold(
-        self, X: np.ndarray, mjj: np.ndarray | None, rng: np.random.Generator
-    ) -> np.ndarray:
-        """Scores of events no fold model trained on, each by one fold model drawn at random."""
-        folds = self._random_folds(len(X), rng)
-        out = np.empty(len(X))
-        for k in np.unique(folds):
-            rows = folds == k
-            out[rows] = self.fold_models_[k](X[rows], None if mjj is None else mjj[rows])
-        return out
 
     def _average(self, X: np.ndarray, mjj: np.ndarray | None) -> np.ndarray:
         models = {id(m): m for m in self.fold_models_}.values()
@@ -340,9 +327,7 @@ class ReferenceDetector(ClassifierDetector):
         """Masses of the reference events (TeV), None when the detector was not told them."""
         return self.reference_sample_.mjj
 
-    def _external_reference(
-        self, window: WindowEvents, rng: np.random.Generator
-    ) -> Reference | None:
+    def _external_reference(self, window: WindowEvents) -> Reference | None:
         # A reference of its own (a template, a simulated background) in the SR, scored by the
         # fold model that left each event out: its pass fractions calibrate a cut's background.
         if self._reference_rows(window) is not None:

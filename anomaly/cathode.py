@@ -254,20 +254,17 @@ class CATHODE(SidebandDensity, ReferenceDetector):
         control = reference.control
         return efficiency_closure(reference.scores, control.data_scores, control.model_scores)
 
-    def _external_reference(
-        self, window: WindowEvents, rng: np.random.Generator
-    ) -> Reference | None:
-        reference = super()._external_reference(window, rng)
+    def _external_reference(self, window: WindowEvents) -> Reference | None:
+        reference = super()._external_reference(window)
         quality = {name: test.to_dict() for name, test in self.template_tests_.items()}
         # The template's mismodelling where no signal is expected: the held-out sideband data
-        # and the model's samples at their masses, scored as the SR events are, one fold model
-        # each. No fold classifier trained on either (they learn SR data against SR template).
+        # and the model's samples at their masses, scored. No fold classifier trained on either
+        # (they learn SR data against SR template only).
         sample, control = self.reference_sample_, None
         if sample.sideband_data is not None:
-            mjj = sample.sideband_mjj
             control = ControlSample(
-                self._score_by_random_fold(sample.sideband_data, mjj, rng),
-                self._score_by_random_fold(sample.sideband_model, mjj, rng),
+                self._average(sample.sideband_data, sample.sideband_mjj),
+                self._average(sample.sideband_model, sample.sideband_mjj),
             )
         return dataclasses.replace(reference, quality=quality, control=control)
 

@@ -38,8 +38,8 @@ class ReferenceSample:
 class ControlSample:
     """Held-out data where no signal is expected and the reference's model at the same masses.
 
-    Both are scored by the detector (each event by one fold model drawn at random; none of them
-    trained on either): the ratio of their pass fractions at a cut is the reference's
+    Both are scored by the detector (the average of its fold models, none of which trained on
+    either): the ratio of their pass fractions at a cut is the reference's
     mismodelling of that cut's efficiency (CATHODE: held-out sideband data against the flow's
     samples at their masses).
     """
