@@ -68,25 +68,26 @@ class CaloFlow(ShowerModel):
         incident = data.energies.astype(np.float64)
         log_e = np.log10(energies)
         self.log_energy_floor_ = log_e.min(axis=0)
-        models = {
-            "energy": self._fit_flow(
-                "energy",
-                self.ENERGY_FLOW,
-                self.energy_flow,
-                self._energy_features(energies),
-                np.log10(incident)[:, None],
-                seeds[1],
-            ),
-            "shape": self._fit_flow(
-                "shape",
-                self.SHAPE_FLOW,
-                self.shape_flow,
-                self._shape_features(shapes),
-                self._shape_context(incident, log_e),
-                seeds[2],
-            ),
-        }
+        models = self._fit_both(
+            seeds,
+            (self._energy_features(energies), np.log10(incident)[:, None]),
+            (self._shape_features(shapes), self._shape_context(incident, log_e)),
+        )
         return pre, models
+
+    def _fit_both(
+        self,
+        seeds: np.ndarray,
+        energy: tuple[np.ndarray, np.ndarray],
+        shape: tuple[np.ndarray, np.ndarray],
+    ) -> dict[str, DensityModel]:
+        """Flow 1 on the (features, context) `energy`, flow 2 on `shape`, each with its seed."""
+        return {
+            "energy": self._fit_flow(
+                "energy", self.ENERGY_FLOW, self.energy_flow, *energy, seeds[1]
+            ),
+            "shape": self._fit_flow("shape", self.SHAPE_FLOW, self.shape_flow, *shape, seeds[2]),
+        }
 
     def _fit_flow(
         self,

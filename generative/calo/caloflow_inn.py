@@ -73,24 +73,11 @@ class CaloFlowINN(CaloFlow):
         mev = self._relative().inverse(energies, incident)
         code = LayerEnergyCode(self._floors().tolist(), random_state=int(seeds[0]))
         self.energy_code_ = code.fit(mev, incident)
-        models = {
-            "energy": self._fit_flow(
-                "energy",
-                self.ENERGY_FLOW,
-                self.energy_flow,
-                code.forward(mev, incident),
-                self._energy_context(incident, code.empty(mev)),
-                seeds[1],
-            ),
-            "shape": self._fit_flow(
-                "shape",
-                self.SHAPE_FLOW,
-                self.shape_flow,
-                self._shape_features(shapes),
-                self._layer_context(incident, mev),
-                seeds[2],
-            ),
-        }
+        models = self._fit_both(
+            seeds,
+            (code.forward(mev, incident), self._energy_context(incident, code.empty(mev))),
+            (self._shape_features(shapes), self._layer_context(incident, mev)),
+        )
         return pre, models
 
     def _layer_context(self, incident: np.ndarray, mev: np.ndarray) -> np.ndarray:
