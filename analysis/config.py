@@ -127,11 +127,9 @@ class MethodConfig(_Strict):
     background: Literal["fit", "reference"] = Field(
         "fit",
         description=(
-            "background of a cut's selected spectrum: fit (dijet fit of the window's selected "
-            "sidebands, any method; CATHODE and LaCATHODE then cross-fit their sidebands unless "
-            "options.cross_fit says otherwise) or reference (inclusive fit times the cut's "
-            "efficiency on the method's own SR reference: CATHODE's template, the idealized "
-            "detector's simulation; the template's measured mismodelling a nuisance)"
+            "fit (dijet fit of each cut's selected sidebands; run cross-fits CATHODE/LaCATHODE "
+            "unless options.cross_fit is false) or reference (inclusive fit x the cut's efficiency "
+            "on the method's own SR sample, its measured mismodelling a nuisance)"
         ),
     )
 

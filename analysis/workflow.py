@@ -203,12 +203,28 @@ def check_backgrounds(config: SearchConfig) -> None:
             )
 
 
+def search_seeds(config: SearchConfig) -> list[np.random.SeedSequence]:
+    """The (data, detector units, look-elsewhere) seeds of a search, from its master seed."""
+    return np.random.SeedSequence(config.seed).spawn(3)
+
+
+def scan_settings(config: SearchConfig) -> tuple[np.ndarray, ScanConfig]:
+    """The mjj binning and the cell analysis of a search's scan."""
+    edges = fixed_width_edges(*config.data.mjj_range, config.stats.bin_width)
+    scan_config = ScanConfig(
+        efficiencies=tuple(config.stats.efficiencies),
+        n_params=config.stats.n_params,
+        resolution=config.stats.resolution,
+    )
+    return edges, scan_config
+
+
 def run_search(config: SearchConfig, *, executor: Executor | None = None) -> SearchResult:
     """Run (or resume) the search of `config` and write results, plots and the report."""
     check_backgrounds(config)
     store = ResultStore(config.output, config.fingerprint()).open()
     write_json(config.output / "config.json", config.model_dump(mode="json"))
-    data_seed, task_seed, lee_seed = np.random.SeedSequence(config.seed).spawn(3)
+    data_seed, task_seed, lee_seed = search_seeds(config)
     log.info("loading data (%s)", config.data.source)
     data = load_search_data(config.data, data_seed)
     store.check_data(data_fingerprint(data.events))
@@ -240,12 +256,7 @@ def _run_units(
     )
     executor.map(_run_score_task, tasks)
 
-    edges = fixed_width_edges(*config.data.mjj_range, config.stats.bin_width)
-    scan_config = ScanConfig(
-        efficiencies=tuple(config.stats.efficiencies),
-        n_params=config.stats.n_params,
-        resolution=config.stats.resolution,
-    )
+    edges, scan_config = scan_settings(config)
     lee_seeds = lee_seed.spawn(len(config.methods))
     outcomes = []
     for m, label in enumerate(method_labels(config.methods)):

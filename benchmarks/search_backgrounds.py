@@ -26,10 +26,10 @@ import numpy as np
 
 from analysis.config import SearchConfig, load_config
 from analysis.inputs import load_search_data, search_windows
-from analysis.stats import ScanConfig, fixed_width_edges, scan_spectra, select_spectra
+from analysis.stats import scan_spectra, select_spectra
 from analysis.store import ResultStore
 from analysis.units import method_labels
-from analysis.workflow import gather_scores
+from analysis.workflow import gather_scores, scan_settings, search_seeds
 from generative.fileio import write_atomic
 
 
@@ -57,16 +57,10 @@ def _cells(z: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
 def rescan(config: SearchConfig) -> dict[str, Any]:
     """Per method label and background: the local Z of every cell of the stored search."""
     store = ResultStore(config.output, config.fingerprint())
-    data_seed = np.random.SeedSequence(config.seed).spawn(3)[0]
-    data = load_search_data(config.data, data_seed)
+    data = load_search_data(config.data, search_seeds(config)[0])
     windows = search_windows(config)
     mjj = data.events["mjj"].to_numpy()
-    edges = fixed_width_edges(*config.data.mjj_range, config.stats.bin_width)
-    scan_config = ScanConfig(
-        efficiencies=tuple(config.stats.efficiencies),
-        n_params=config.stats.n_params,
-        resolution=config.stats.resolution,
-    )
+    edges, scan_config = scan_settings(config)
     out: dict[str, Any] = {}
     for label in method_labels(config.methods):
         gathered = gather_scores(store, label, windows, mjj)

@@ -185,22 +185,24 @@ def summarise(runs: list[dict], efficiencies: list[float]) -> dict[str, Any]:
                 }
         above = int(np.sum(z[tested] > 3))
         max_z = np.nanmax(np.where(tested, z, -np.inf), axis=(1, 2))
+        # a variant with no tested cell (e.g. every window failing closure) meets no goal: null
+        met = (lambda ok: ok) if cells else (lambda ok: None)
         out[name] = {
             "n_cells": n_cells,
             "cells_above_z3": above,
             "expected_above_z3_standard_normal": float(n_cells * stats.norm.sf(3)),
             "max_z_per_seed": [_finite(v) for v in max_z],
-            "max_z": float(max_z.max()),
+            "max_z": _finite(max_z.max()),
             "cells": cells,
-            "goal_mean_within_0p2": all(abs(c["mean"]) <= 0.2 for c in cells.values()),
-            "goal_width_within_0p2": all(abs(c["width"] - 1) <= 0.2 for c in cells.values()),
-            "goal_no_cell_above_3": above == 0,
+            "goal_mean_within_0p2": met(all(abs(c["mean"]) <= 0.2 for c in cells.values())),
+            "goal_width_within_0p2": met(all(abs(c["width"] - 1) <= 0.2 for c in cells.values())),
+            "goal_no_cell_above_3": met(above == 0),
         }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the seeds (resuming an earlier output) and write JSON after each."""
+    """Run the seeds (resuming an earlier output) and write JSON after each, or once if none."""
     args = parse_args(argv)
     torch.set_num_threads(1)
     settings = settings_of(args)
@@ -213,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.output} has other settings ({', '.join(differ)})")
         runs = old["runs"]
     done = {r["seed"] for r in runs}
-    for seed in args.seeds:
-        if seed in done:
-            continue
+    todo = [seed for seed in args.seeds if seed not in done]
+    if not todo:
+        # nothing to run: the summary is recomputed from the recorded runs
+        _write(args, settings, runs)
+    for seed in todo:
         with threadpool_limits(1):
             runs.append(run_seed(args, seed))
         last = runs[-1]
@@ -225,16 +229,20 @@ def main(argv: list[str] | None = None) -> int:
             + f" ({last['cpu_seconds']:.0f} CPU-s)",
             flush=True,
         )
-        payload = {
-            "benchmark": "template_nuisance",
-            "settings": settings,
-            "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
-            "runs": runs,
-            "summary": summarise(runs, args.efficiencies),
-        }
-        write_atomic(args.output, json.dumps(payload, indent=2))
+        _write(args, settings, runs)
     print(json.dumps(summarise(runs, args.efficiencies), indent=1))
     return 0
+
+
+def _write(args: argparse.Namespace, settings: dict[str, Any], runs: list[dict]) -> None:
+    payload = {
+        "benchmark": "template_nuisance",
+        "settings": settings,
+        "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
+        "runs": runs,
+        "summary": summarise(runs, args.efficiencies),
+    }
+    write_atomic(args.output, json.dumps(payload, indent=2, allow_nan=False))
 
 
 if __name__ == "__main__":

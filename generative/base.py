@@ -252,8 +252,7 @@ class DensityModel(Estimator, abc.ABC):
 
     def _shift(self, C: np.ndarray | None) -> np.ndarray | float:
         """The fitted linear context dependence of the preprocessed features (0 without one)."""
-        shift = getattr(self, "context_shift_", None)
-        return 0.0 if shift is None or C is None else _design(C) @ shift
+        return 0.0 if self.context_shift_ is None or C is None else _design(C) @ self.context_shift_
 
     def _params_for_saving(self) -> dict[str, Any]:
         params = self.get_params(deep=False)

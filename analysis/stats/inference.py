@@ -393,8 +393,7 @@ def upper_limit(model: WindowModel, level: float = 0.05) -> UpperLimitResult:
 
 def _pyhf_limit(model: WindowModel, top: float, level: float):
     pdf = model.model(poi_bounds=(0.0, top))
-    # At a hypothesis the Asimov data cannot tell from mu = 0 (sqrt(q_mu,A) = 0, e.g. the
-    # bracket's lower end) pyhf's qtilde divides by zero: CLs is 1 there, the root lies above.
+    # pyhf's qtilde divides by zero where sqrt(q_mu,A) = 0 (CLs = 1 there, the root lies above)
     with np.errstate(divide="ignore", invalid="ignore"):
         return pyhf.infer.intervals.upper_limits.upper_limit(
             model.data(pdf), pdf, scan=None, level=level, rtol=1e-3
