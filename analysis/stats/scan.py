@@ -218,8 +218,20 @@ class ScanResult:
 def window_fit(
     counts: np.ndarray, edges: np.ndarray, window: Window, config: ScanConfig
 ) -> FitResult:
-    """Background fit of one cell: the dijet function on the window's sidebands, SR masked."""
-    return constrained_fit(counts, edges, window.bins(edges).fit, config)
+    """Background fit of one cell: the dijet function on the window's sidebands, SR masked.
+
+    Raises ValueError when the window has no sideband bin on one side of its signal region (a
+    window at the edge of the data): the fit would extrapolate into the SR, not interpolate.
+    """
+    bins = window.bins(edges)
+    fit, sr = np.flatnonzero(bins.fit), np.flatnonzero(bins.sr)
+    if sr.size and not (fit.size and fit[0] < sr[0] and fit[-1] > sr[-1]):
+        side = "below" if not (fit.size and fit[0] < sr[0]) else "above"
+        raise ValueError(
+            f"no sideband bin {side} the signal region {window.sr_low:g}-{window.sr_high:g} TeV "
+            "within the histogram: the fit would extrapolate into it"
+        )
+    return constrained_fit(counts, edges, bins.fit, config)
 
 
 def constrained_fit(

@@ -14,6 +14,7 @@ from analysis.stats.scan import (
     scan,
     scan_spectra,
     sculpting_check,
+    window_fit,
 )
 from analysis.stats.selection import ReferenceScores, select_spectra
 
@@ -236,3 +237,16 @@ def test_a_cell_with_too_few_sideband_events_is_not_tested():
     assert result.fit_valid[0, 0]
     assert not result.fit_valid[0, 1]
     assert np.isnan(result.significances[0, 1])
+
+
+def test_a_window_without_a_sideband_below_its_signal_region_is_not_tested():
+    """At the edge of the data the fit would extrapolate into the SR: the cells are skipped."""
+    mjj, scores = background(200_000, seed=6)
+    edge, inside = Window(2.6, 3.0, sideband_width=0.4), Window(3.0, 3.4, sideband_width=0.4)
+    spectra = select_spectra(mjj, scores, [edge, inside], EDGES, (1.0, 0.1))
+    result = scan_spectra(spectra, ScanConfig(efficiencies=(1.0, 0.1), n_params=3))
+    assert not result.fit_valid[0].any()
+    assert np.isnan(result.significances[0]).all()
+    assert result.fit_valid[1].all()
+    with pytest.raises(ValueError, match=r"no sideband bin below the signal region 2\.6-3 TeV"):
+        window_fit(spectra.inclusive, EDGES, edge, ScanConfig())
