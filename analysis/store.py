@@ -29,6 +29,7 @@ __all__ = [
     "ConfigChangedError",
     "CorruptCheckpointError",
     "ResultStore",
+    "arrays_fingerprint",
     "data_fingerprint",
     "write_atomic",
     "write_json",
@@ -85,9 +86,14 @@ def _json_digest(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def arrays_fingerprint(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 (16 hex digits) of named arrays: names, dtypes, shapes and values."""
+    return _arrays_digest(arrays)[:16]
+
+
 def data_fingerprint(events: pd.DataFrame) -> str:
     """SHA-256 of a table's contents: column names, dtypes and values in row order."""
-    return _arrays_digest({str(c): events[c].to_numpy() for c in events.columns})[:16]
+    return arrays_fingerprint({str(c): events[c].to_numpy() for c in events.columns})
 
 
 class ResultStore:

@@ -36,7 +36,7 @@ from analysis.stats import (
     select_spectra,
     window_limits,
 )
-from analysis.store import JSON, ResultStore, data_fingerprint, write_json
+from analysis.store import JSON, ResultStore, arrays_fingerprint, data_fingerprint, write_json
 from analysis.units import (
     DetectorUnit,
     Executor,
@@ -321,8 +321,11 @@ def _look_elsewhere(
     scan: ScanResult,
     seed: np.random.SeedSequence,
 ) -> JSON:
-    """The method's look-elsewhere study, checkpointed in the store."""
-    key = f"lee/{label}"
+    """The method's look-elsewhere study, checkpointed in the store with the scan it is for."""
+    # A resumed search whose scan changed (other scores, or other statistics code) must not
+    # reuse pseudo-experiments of cells it no longer tests.
+    observed = {"counts": spectra.counts, "tested": scan.fit_valid, "z": scan.significances}
+    key = f"lee/{label}-{arrays_fingerprint(observed)}"
     if not store.has(key):
         log.info("look-elsewhere for %s: %d pseudo-experiments", label, config.stats.n_pseudo)
         result = look_elsewhere(

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 import analysis.units as units
+import analysis.workflow as workflow
 from analysis.config import load_config
+from analysis.stats import scan_spectra
 from analysis.store import ConfigChangedError
 from analysis.workflow import run_search, unit_options
 from tests.analysis.search_configs import FAST_CATHODE, FAST_HGB, tiny
@@ -95,6 +97,19 @@ def test_rerun_skips_finished_units(tmp_path, monkeypatch):
 
     monkeypatch.setattr(units, "make_detector", never)
     assert run_search(config).results["methods"] == first["methods"]
+
+
+def test_a_rerun_whose_scan_changed_redoes_the_look_elsewhere_study(tmp_path, monkeypatch):
+    """Pseudo-experiments of cells the scan no longer tests (other code) are not reused."""
+    config = load_config(tiny(tmp_path))
+    first = run_search(config).results["methods"]["cwola"]["look_elsewhere"]
+
+    def one_cell_fewer(*args, **kwargs):
+        return scan_spectra(*args, **kwargs).excluding([[0, 0]])
+
+    monkeypatch.setattr(workflow, "scan_spectra", one_cell_fewer)
+    again = run_search(config).results["methods"]["cwola"]["look_elsewhere"]
+    assert again["n_tested_cells"] == first["n_tested_cells"] - 1
 
 
 def test_changed_config_is_not_mixed_with_old_results(tmp_path):
