@@ -225,12 +225,14 @@ def window_fit(
     """
     bins = window.bins(edges)
     fit, sr = np.flatnonzero(bins.fit), np.flatnonzero(bins.sr)
-    if sr.size and not (fit.size and fit[0] < sr[0] and fit[-1] > sr[-1]):
-        side = "below" if not (fit.size and fit[0] < sr[0]) else "above"
-        raise ValueError(
-            f"no sideband bin {side} the signal region {window.sr_low:g}-{window.sr_high:g} TeV "
-            "within the histogram: the fit would extrapolate into it"
-        )
+    if sr.size:
+        below, above = np.any(fit < sr[0]), np.any(fit > sr[-1])
+        if not (below and above):
+            raise ValueError(
+                f"no sideband bin {'above' if below else 'below'} the signal region "
+                f"{window.sr_low:g}-{window.sr_high:g} TeV within the histogram: the fit would "
+                "extrapolate into it"
+            )
     return constrained_fit(counts, edges, bins.fit, config)
 
 
