@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import SearchConfig
-from analysis.data import build_features, lhco_benchmark_split, make_toy
+from analysis.data import lhco_benchmark_split, make_toy
 from analysis.executor import configured_executor
-from analysis.inputs import toy_signal
+from analysis.inputs import event_features, toy_signal
 from analysis.metrics import compute_metrics, roc_curve
 from analysis.plots import plot_roc_sic
 from analysis.regions import Window
@@ -85,7 +85,7 @@ def _toy_in_region(
             signal=toy_signal(config.data),
             random_state=rng,
         )
-        table = build_features(raw, config.data.features)
+        table = event_features(raw, config.data)
         table = table[(table["mjj"] >= sr[0]) & (table["mjj"] < sr[1])]
         for label in (0, 1):
             rows = table[table["label"] == label].iloc[: need[label]]
@@ -102,7 +102,7 @@ def _benchmark_seed(config: SearchConfig, injection: int, seed: int) -> np.rando
 def make_benchmark(config: SearchConfig, injection: int, seed: int) -> Benchmark:
     """The data, extra background and test set of one (injection, seed)."""
     cmp = config.compare
-    features = functools.partial(build_features, features=config.data.features)
+    features = functools.partial(event_features, config=config.data)
     if config.data.source == "lhco":
         if cmp.lhco_directory is None:
             raise ValueError("compare.lhco_directory must name the folder of the LHCO part files")

@@ -21,6 +21,7 @@ from pydantic import (
 
 from analysis.defaults import DEFAULT_EFFICIENCIES, DEFAULT_FEATURES
 from analysis.options import check_method_options
+from analysis.yaml_file import YamlFileError, read_yaml
 
 __all__ = [
     "CompareConfig",
@@ -89,11 +90,23 @@ class DataConfig(_Strict):
     mjj_range: tuple[Real, Real] = Field(
         (2.8, 6.0), description="mjj range in TeV kept for the search and the fits"
     )
+    mass_shift: Real = Field(
+        0.0,
+        ge=0,
+        description="correlate the jet masses with mjj (CATHODE paper's shifted test: 0.1): both "
+        "jet masses + mass_shift x mjj before the features are built, in every table of toy or "
+        "lhco events; 0 = off",
+    )
 
     @model_validator(mode="after")
     def _paths_for_files(self) -> DataConfig:
         if self.source != "toy" and not self.paths:
             raise ValueError(f"data.paths must name at least one file for source {self.source!r}")
+        if self.source == "table" and self.mass_shift:
+            raise ValueError(
+                "data.mass_shift shifts the jet masses of toy or lhco events before the features "
+                "are built; a features table (source 'table') is used as it is"
+            )
         low, high = self.mjj_range
         if not 0 < low < high:
             raise ValueError(f"data.mjj_range must be 0 < low < high, got {self.mjj_range}")
@@ -289,6 +302,9 @@ class SearchConfig(_Strict):
         ignored = {"output", "executor"}
         ignored |= {"compare"} if purpose == "run" else {"windows", "methods", "stats"}
         payload = self.model_dump(mode="json", exclude=ignored)
+        # Off, the mass shift stays out of the hash: results stored before it existed resume.
+        if not self.data.mass_shift:
+            del payload["data"]["mass_shift"]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -307,45 +323,6 @@ def _format(err: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"key {key!r} given twice (lines {seen[key]} and {line})",
-                    key_node.start_mark,
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_yaml(path: Path) -> Any:
-    if not path.exists():
-        raise ConfigError(f"configuration file {path} does not exist")
-    if not path.is_file():
-        raise ConfigError(f"configuration {path} is not a file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a text (UTF-8) file (byte {err.start})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = "" if mark is None else f" line {mark.line + 1} column {mark.column + 1}:"
-        problem = getattr(err, "problem", None) or str(err)
-        context = getattr(err, "context", None)
-        detail = problem if not context else f"{problem} ({context})"
-        raise ConfigError(f"{path}:{at} not valid YAML: {detail}") from None
-
-
 def load_config(source: str | Path | dict[str, Any] | None = None) -> SearchConfig:
     """Read and validate a YAML file or mapping; None gives the embedded default search."""
     where = "configuration"
@@ -355,7 +332,10 @@ def load_config(source: str | Path | dict[str, Any] | None = None) -> SearchConf
         raw = source
     else:
         where = str(source)
-        raw = _read_yaml(Path(source))
+        try:
+            raw = read_yaml(Path(source))
+        except YamlFileError as err:
+            raise ConfigError(str(err)) from None
         raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(

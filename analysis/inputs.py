@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from analysis.config import DataConfig, SearchConfig
 from analysis.data import ToySignal, build_features, inject_signal, make_toy, read_lhco, read_table
@@ -10,13 +11,18 @@ from analysis.data.duplicates import read_files
 from analysis.regions import Window, sliding_windows
 from analysis.results import DataDescription, SearchData
 
-__all__ = ["load_search_data", "search_windows", "toy_signal"]
+__all__ = ["event_features", "load_search_data", "search_windows", "toy_signal"]
 
 
 def toy_signal(config: DataConfig) -> ToySignal:
     """The toy resonance the data configuration asks for."""
     inj = config.injection
     return ToySignal(mjj=inj.mjj, width=inj.width, mj1=inj.mj1, mj2=inj.mj2)
+
+
+def event_features(raw: pd.DataFrame, config: DataConfig) -> pd.DataFrame:
+    """Features table of LHCO-layout events (toy or files) as configured, jet masses shifted."""
+    return build_features(raw, config.features, mass_shift=config.mass_shift)
 
 
 def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> SearchData:
@@ -30,10 +36,8 @@ def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> Search
             signal=toy_signal(config),
             random_state=data_seed,
         )
-        extra = build_features(
-            make_toy(config.n_background, random_state=extra_seed), config.features
-        )
-        events = build_features(raw, config.features)
+        extra = event_features(make_toy(config.n_background, random_state=extra_seed), config)
+        events = event_features(raw, config)
     elif config.source == "lhco":
         raw = read_files(config.paths, read_lhco, config.duplicates)
         if config.signal_path is not None and config.injection.n_signal > 0:
@@ -41,7 +45,7 @@ def load_search_data(config: DataConfig, seed: np.random.SeedSequence) -> Search
             raw = inject_signal(
                 raw, pool, n_signal=config.injection.n_signal, random_state=injection_seed
             ).data
-        events = build_features(raw, config.features)
+        events = event_features(raw, config)
     else:
         columns = ["mjj", *config.features]
         events = read_files(config.paths, lambda path: read_table(path, columns), config.duplicates)

@@ -19,6 +19,11 @@ Missing units are listed, never filled in.
 
     python benchmarks/sic_vs_injection.py --data-dir ../shared/data/lhco
     python benchmarks/sic_vs_injection.py --methods supervised_hgb cwola_hgb --injections 1000
+    python benchmarks/sic_vs_injection.py --config configs/sic_vs_injection_shifted.yaml
+
+The robustness configs (issue 15) run the same grid: each config's units, JSON, tables and plots
+are named after its file (`benchmarks/results/<config name>_units/`, `<config name>.json`), so
+the sets of different configs never mix.
 """
 
 from __future__ import annotations
@@ -52,11 +57,6 @@ from benchmarks.sic_vs_injection_summary import (
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "sic_vs_injection.yaml"
 RESULTS = REPO / "benchmarks" / "results"
-#: where `--docs` puts the generated tables
-DOCS_BEGIN, DOCS_END = (
-    "<!-- sic_vs_injection tables: begin -->",
-    "<!-- sic_vs_injection tables: end -->",
-)
 
 
 def method_label(method: MethodConfig) -> str:
@@ -221,7 +221,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
     )
     write_atomic(out.with_suffix(".md"), tables)
     if args.docs:
-        _splice(args.docs, tables)
+        _splice(args.docs, tables, out)
     plots = plot(rows, records, out, config.compare.min_background) if records else []
     n_test_bkg = max((r.get("n_background", 0) for r in records), default=0)
     write_json(
@@ -238,6 +238,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
             ],
             "signal_region": list(config.compare.signal_region),
             "features": list(config.data.features),
+            "mass_shift": config.data.mass_shift,
             "min_background": config.compare.min_background,
             "floor": f"max SIC and rejections only where at least "
             f"{config.compare.min_background} of the {n_test_bkg} test-background events "
@@ -258,12 +259,20 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
     )
 
 
-def _splice(path: Path, tables: str) -> None:
-    """Replace the generated tables between the markers of a markdown page."""
+def docs_markers(out: Path) -> tuple[str, str]:
+    """The markers around the generated tables of one output (JSON) in a markdown page."""
+    return f"<!-- {out.stem} tables: begin -->", f"<!-- {out.stem} tables: end -->"
+
+
+def _splice(path: Path, tables: str, out: Path) -> None:
+    """Replace the generated tables of `out` between its markers in a markdown page."""
+    begin, end = docs_markers(out)
     text = path.read_text()
-    head, rest = text.split(DOCS_BEGIN, 1)
-    _, tail = rest.split(DOCS_END, 1)
-    write_atomic(path, f"{head}{DOCS_BEGIN}\n{tables}{DOCS_END}{tail}")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path} has no markers {begin} ... {end} for the tables of {out.name}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    write_atomic(path, f"{head}{begin}\n{tables}{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -271,8 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared/data/lhco")
-    parser.add_argument("--work-dir", type=Path, default=RESULTS / "sic_vs_injection_units")
-    parser.add_argument("--output", type=Path, default=RESULTS / "sic_vs_injection.json")
+    parser.add_argument("--work-dir", type=Path, help="default: results/<config name>_units")
+    parser.add_argument("--output", type=Path, help="default: results/<config name>.json")
     parser.add_argument("--methods", nargs="+", help="method labels to run (default: all)")
     parser.add_argument("--injections", nargs="+", type=int)
     parser.add_argument("--seeds", nargs="+", type=int)
@@ -283,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
         "--unit", nargs="+", metavar="INJECTION SEED LABEL", help="run one set of units"
     )
     args = parser.parse_args(argv)
+    # Named after the config, so the units and results of different configs never mix.
+    args.work_dir = args.work_dir or RESULTS / f"{args.config.stem}_units"
+    args.output = args.output or RESULTS / f"{args.config.stem}.json"
     config = with_data_dir(load_config(args.config), args.data_dir)
     labels = [method_label(m) for m in config.compare.methods]
     if len(set(labels)) != len(labels):

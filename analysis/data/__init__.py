@@ -15,6 +15,7 @@ from analysis.data.features import (
     ZERO_DENOMINATOR_VALUE,
     build_features,
     register_feature,
+    shift_jet_masses,
 )
 from analysis.data.injection import (
     BenchmarkSplit,
@@ -58,6 +59,7 @@ __all__ = [
     "read_lhco",
     "read_table",
     "register_feature",
+    "shift_jet_masses",
     "validate_features",
     "validate_lhco",
 ]

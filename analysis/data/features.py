@@ -12,6 +12,11 @@ Units and conventions (those of the CATHODE / LHC Olympics literature):
 
 Add a feature with ``@register_feature("name")`` on a function of the raw DataFrame that
 returns one value per row; ``build_features(raw, features=(..., "name"))`` then uses it.
+
+``build_features(raw, mass_shift=0.1)`` is the CATHODE paper's correlated-feature test
+(arXiv:2109.00546): both jet masses become ``m_J + 0.1 * mjj`` before any feature but ``mjj`` is
+computed, so ``mj1`` and ``mj2`` grow with ``mjj`` while ``delta_mj``, the tau ratios, the jet
+pT and ``mjj`` itself are those of the unshifted jets.
 """
 
 from __future__ import annotations
@@ -54,10 +59,13 @@ def register_feature(
     return decorator
 
 
-def build_features(raw: pd.DataFrame, features: Sequence[str] = DEFAULT_FEATURES) -> pd.DataFrame:
+def build_features(
+    raw: pd.DataFrame, features: Sequence[str] = DEFAULT_FEATURES, *, mass_shift: float = 0.0
+) -> pd.DataFrame:
     """Features table of a validated raw table: ``mjj``, then ``features``, then ``label`` if any.
 
-    Rows and index are those of ``raw``; ``label`` becomes int64.
+    Rows and index are those of ``raw``; ``label`` becomes int64. ``mass_shift`` > 0 computes
+    every feature but ``mjj`` from ``shift_jet_masses(raw, mass_shift)``.
     """
     if isinstance(features, str):
         raise TypeError(f"features must be a sequence of names, got the string {features!r}")
@@ -67,10 +75,12 @@ def build_features(raw: pd.DataFrame, features: Sequence[str] = DEFAULT_FEATURES
         raise KeyError(f"unknown feature(s) {unknown}; registered: {sorted(FEATURES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"features repeat a name: {list(features)}")
+    _check_mass_shift(mass_shift)
     validate_lhco(raw)
+    shifted = _shift_jet_masses(raw, mass_shift) if mass_shift else raw
     columns = {}
     for name in names:
-        values = np.asarray(FEATURES[name](raw), dtype=np.float64)
+        values = np.asarray(FEATURES[name](raw if name == MJJ else shifted), dtype=np.float64)
         if values.shape != (len(raw),):
             raise ValueError(
                 f"feature '{name}' returned shape {values.shape}, expected ({len(raw)},)"
@@ -82,6 +92,26 @@ def build_features(raw: pd.DataFrame, features: Sequence[str] = DEFAULT_FEATURES
     if LABEL_COLUMN in raw.columns:
         columns[LABEL_COLUMN] = raw[LABEL_COLUMN].to_numpy().astype(np.int64)
     return pd.DataFrame(columns, index=raw.index)
+
+
+def shift_jet_masses(raw: pd.DataFrame, mass_shift: float) -> pd.DataFrame:
+    """A copy of a raw table with both jet masses raised by ``mass_shift`` times its ``mjj``."""
+    _check_mass_shift(mass_shift)
+    validate_lhco(raw)
+    return _shift_jet_masses(raw, mass_shift)
+
+
+def _shift_jet_masses(raw: pd.DataFrame, mass_shift: float) -> pd.DataFrame:
+    # Both jets get the same shift, so the mass order (lighter / heavier jet) is unchanged.
+    shift_gev = mass_shift * FEATURES[MJJ](raw) * _GEV_PER_TEV
+    return raw.assign(mj1=_col(raw, "mj1") + shift_gev, mj2=_col(raw, "mj2") + shift_gev)
+
+
+def _check_mass_shift(mass_shift: object) -> None:
+    if isinstance(mass_shift, bool) or not isinstance(mass_shift, (int, float, np.number)):
+        raise TypeError(f"mass_shift must be a number (a factor of mjj), got {mass_shift!r}")
+    if not (np.isfinite(mass_shift) and mass_shift >= 0):
+        raise ValueError(f"mass_shift must be finite and >= 0 (0 = off), got {mass_shift}")
 
 
 def _col(raw: pd.DataFrame, name: str) -> np.ndarray:

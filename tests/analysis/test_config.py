@@ -16,6 +16,9 @@ from analysis.config import (
     method_names,
 )
 
+#: fingerprints of the default config before data.mass_shift existed (commit d7a8a62)
+BASE_FINGERPRINTS = {"run": "215b25a90de6c6d7", "compare": "935651255de916be"}
+
 
 def test_default_config_is_valid_and_complete():
     config = load_config()
@@ -45,6 +48,13 @@ def test_example_yaml_round_trips_to_the_defaults(tmp_path):
         ({"windows": {"low": 2.0}}, r"windows \[2.0, 4.1\] TeV lie outside data.mjj_range"),
         ({"windows": {"low": 4.0, "high": 3.5}}, r"windows.low \(4.0\) must be below"),
         ({"data": {"source": "lhco"}}, r"data.paths must name at least one file"),
+        ({"data": {"mass_shift": -0.1}}, r"data.mass_shift: .*greater than or equal to 0"),
+        ({"data": {"mass_shift": float("nan")}}, r"data.mass_shift: .*finite number"),
+        ({"data": {"mass_shift": "0.1"}}, r"data.mass_shift: .*valid number"),
+        (
+            {"data": {"source": "table", "paths": ["f.h5"], "mass_shift": 0.1}},
+            r"data.mass_shift shifts the jet masses of toy or lhco events",
+        ),
         (
             {"executor": {"kind": "slurm"}},
             r"executor.kind: must be one of 'inprocess', 'processes' or 'dask'",
@@ -73,6 +83,19 @@ def test_fingerprint_tracks_results_not_outputs():
     )
     assert load_config({"seed": 1}).fingerprint() != base.fingerprint()
     assert load_config({"stats": {"n_params": 3}}).fingerprint() != base.fingerprint()
+
+
+def test_mass_shift_validates_and_changes_the_fingerprint_only_when_on(tmp_path):
+    path = tmp_path / "shifted.yaml"
+    path.write_text("data: {mass_shift: 0.1}\n")
+    base = load_config()
+    assert load_config(path).data.mass_shift == 0.1
+    assert "  mass_shift: 0.0" in example_yaml()
+    for purpose in ("run", "compare"):
+        assert load_config(path).fingerprint(purpose) != base.fingerprint(purpose)
+        # Off, the hash is that of a config without the key: earlier results still resume.
+        off = load_config({"data": {"mass_shift": 0}}).fingerprint(purpose)
+        assert off == base.fingerprint(purpose) == BASE_FINGERPRINTS[purpose]
 
 
 def test_search_and_comparison_fingerprints_ignore_each_others_settings():
