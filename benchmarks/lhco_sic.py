@@ -234,6 +234,18 @@ def write_json(payload: dict, path: Path) -> None:
     write_atomic(path, json.dumps(payload, indent=2))
 
 
+def machine() -> dict[str, Any]:
+    """The machine's core count and load average, recorded beside a benchmark's numbers."""
+    return {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
+
+
+def write_benchmark(path: Path, benchmark: str, settings: dict, **sections: Any) -> None:
+    """Write a benchmark's JSON atomically: its name, settings, the machine, then `sections`."""
+    write_json(
+        {"benchmark": benchmark, "settings": settings, "machine": machine(), **sections}, path
+    )
+
+
 def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
     """Median (and spread) over seeds of each method's metrics and costs."""
     out: dict[str, dict[str, float]] = {}
@@ -305,7 +317,7 @@ def payload(args: argparse.Namespace, runs: list[dict], probe: dict | None) -> d
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "features": list(DEFAULT_FEATURES),
         "min_background": args.min_background,
-        "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
+        "machine": machine(),
         "paper_flow_probe": probe,
         "runs": runs,
         "summary": summarise(runs),

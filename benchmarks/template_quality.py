@@ -40,10 +40,9 @@ from threadpoolctl import threadpool_limits
 from analysis.metrics import compute_metrics
 from anomaly import CATHODE, FAST_MAF, Idealized
 from anomaly.template_quality import two_sample_auc
-from generative.fileio import write_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load
+from lhco_sic import DATA, RESULTS, load, write_benchmark
 
 _AFFINE = {**FAST_MAF, "transform": "affine"}
 #: variants whose CATHODE is fitted by sideband cross-fitting (anomaly.crossfit)
@@ -268,16 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings(args)
 
     def write() -> None:
-        payload = {
-            "benchmark": "template_quality",
-            "settings": settings,
-            "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
-            "control_true_background": controls,
-            "idealized": idealized,
-            "runs": runs,
-            "summary": summarise(runs, idealized),
-        }
-        write_atomic(args.output, json.dumps(payload, indent=2))
+        write_benchmark(
+            args.output,
+            "template_quality",
+            settings,
+            control_true_background=controls,
+            idealized=idealized,
+            runs=runs,
+            summary=summarise(runs, idealized),
+        )
 
     for seed in args.seeds:
         todo = [

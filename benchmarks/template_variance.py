@@ -40,10 +40,9 @@ from anomaly.cathode import make_density_model, sample_mjj, sample_valid
 from anomaly.events import WindowEvents, check_window
 from anomaly.sideband import fit_sideband_model
 from anomaly.template_quality import two_sample_auc
-from generative.fileio import write_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load
+from lhco_sic import DATA, RESULTS, load, write_benchmark
 
 #: settings that change the numbers: a resumed output must have been written with the same ones
 _RESUME_KEYS = ("data_dir", "n_inject", "sr", "members", "oversampling", "fraction")
@@ -174,13 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [r for r in old["runs"] if "summary" in r]
 
     def write() -> None:
-        payload = {
-            "benchmark": "template_variance",
-            "settings": settings,
-            "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()},
-            "runs": runs,
-        }
-        write_atomic(args.output, json.dumps(payload, indent=2))
+        write_benchmark(args.output, "template_variance", settings, runs=runs)
 
     for seed in args.seeds:
         if any(r["seed"] == seed for r in runs):
