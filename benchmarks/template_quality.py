@@ -5,6 +5,9 @@ standard split (analysis.data.lhco_benchmark_split: parts 01-06 with `--n-inject
 events, SR 3.3-3.7 TeV, sidebands the rest or `--sb-width` TeV either side) and reports:
 - the closure AUC: its own out-of-fold classifier, SR data against template (the workflow's
   closure test; the true SR background against the data is the control, `--control`);
+- the template test (issue 16's goal): a fresh two-sample test (5-fold HGB,
+  anomaly.template_quality.two_sample_auc) of SR data against the template, the test of the
+  control;
 - the sideband test: held-out (validation) sideband data against samples at their masses;
 - the efficiency closure: pass fractions of those held-out sideband data and samples at the
   cuts keeping 10%, 1%, 0.2% of the SR template, and their ratio;
@@ -29,6 +32,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +152,8 @@ def run_variant(name: str, args: argparse.Namespace, d: dict[str, Any], seed: in
     copies = det.copies_ if cross_fit else [det]
     histories = [c.density_model_.history_ for c in copies]
     sampling = sampling_seconds(copies[0].density_model_, d["mjj"][d["in_sr"]], seed)
+    # issue 16's template test: a fresh 5-fold HGB, SR data against the (first copy's) template
+    template_test = two_sample_auc(d["X"][d["in_sr"]], copies[0].reference_, random_state=seed)
     result = det.result_
     scores = det.score_samples(d["X_eval"], d["mjj_eval"])
     metrics = compute_metrics(d["y_eval"], scores, min_background=args.min_background)
@@ -157,6 +163,7 @@ def run_variant(name: str, args: argparse.Namespace, d: dict[str, Any], seed: in
         "density_model": model,
         "density_params": params,
         "closure": closure_auc(result.scores[d["in_sr"]], result.reference.scores),
+        "template_test": template_test.to_dict(),
         "cross_fit": cross_fit,
         "template_tests_by_copy": [
             {k: t.to_dict() for k, t in c.template_tests_.items()} for c in copies
@@ -176,6 +183,12 @@ def run_variant(name: str, args: argparse.Namespace, d: dict[str, Any], seed: in
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
+
+
+def _median(values: Iterable[float]) -> float | None:
+    """Median of the values, None when there are none (runs recorded before a field existed)."""
+    values = list(values)
+    return float(np.median(values)) if values else None
 
 
 def _copy_tests(run: dict) -> list[dict]:
@@ -201,6 +214,9 @@ def summarise(runs: list[dict], idealized: list[dict]) -> dict[str, dict[str, fl
         summary = {
             "n_seeds": len(rows),
             "median_closure_auc": float(np.median([r["closure"]["auc"] for r in rows])),
+            "median_template_test_auc": _median(
+                r["template_test"]["auc"] for r in rows if "template_test" in r
+            ),
             "median_max_sic": float(np.median([r["max_sic"] for r in rows])),
             "median_detector_cpu_seconds": float(
                 np.median([r["detector_cpu_seconds"] for r in rows])
