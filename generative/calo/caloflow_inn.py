@@ -25,7 +25,12 @@ from generative.calo.caloflow import CaloFlow
 from generative.calo.coupling import CaloINN
 from generative.calo.energies import LayerEnergyCode
 from generative.calo.io import ShowerData
-from generative.calo.preprocessing import RelativeToIncident, ShowerPipeline, step_from_dict
+from generative.calo.preprocessing import (
+    LogitAlpha,
+    RelativeToIncident,
+    ShowerPipeline,
+    step_from_dict,
+)
 from generative.coupling import CouplingFlow
 from generative.flows import MAF
 
@@ -76,9 +81,56 @@ class CaloFlowINN(CaloFlow):
         models = self._fit_both(
             seeds,
             (code.forward(mev, incident), self._energy_context(incident, code.empty(mev))),
-            (self._shape_features(shapes), self._layer_context(incident, mev)),
+            (self._shape_targets(energies, shapes, incident), self._layer_context(incident, mev)),
         )
         return pre, models
+
+    def _subthreshold(self) -> float:
+        # the data hold no voxel between 0 and the readout threshold: the empty voxels fill it
+        return max(self.threshold_, self.noise)
+
+    def _shape_targets(
+        self, energies: np.ndarray, shapes: np.ndarray, incident: np.ndarray
+    ) -> np.ndarray:
+        """Flow 2's features: logit shapes, the empty voxels' noise stretched to the threshold."""
+        layers = self._relative().inverse(energies, incident)
+        mev = shapes * self._layers_per_voxel(layers)
+        # an empty voxel holds only its dequantization noise (below `noise`); stretched up to the
+        # threshold, each voxel's density is continuous where the readout cuts it instead of a
+        # spike of empty voxels decades below the smallest real one (the sparsities were the
+        # largest separation powers left)
+        # (an empty layer's shape is its noise alone, never used: it is left as it is)
+        filled = self._layers_per_voxel(layers >= self._floors())
+        stretch = np.where(filled & (mev < self.noise), self._subthreshold() / self.noise, 1.0)
+        return self._shape_features(shapes * stretch)
+
+    def _layers_per_voxel(self, energies: np.ndarray) -> np.ndarray:
+        return np.repeat(energies, self._layers().layer_sizes, axis=1)
+
+    def _compose_mev(self, mev: np.ndarray, free: np.ndarray, incident: np.ndarray) -> np.ndarray:
+        """Showers (MeV): shapes times layer energies, cut at the threshold, rescaled to them."""
+        shapes = np.ones((len(incident), self.n_voxels_))
+        shapes[:, self._free_voxels()] = LogitAlpha(self.alpha).inverse(free, None)
+        voxels = shapes * self._layers_per_voxel(mev)
+        sizes = self._layers().layer_sizes
+        starts = np.cumsum([0, *sizes[:-1]])
+        # a layer flow 1 filled keeps at least its hottest voxel: it was above the floor
+        hottest = np.zeros(voxels.shape, dtype=bool)
+        rows = np.arange(len(voxels))
+        for start, size in zip(starts, sizes, strict=True):
+            hottest[rows, start + shapes[:, start : start + size].argmax(axis=1)] = True
+        keep = hottest | (voxels >= self._subthreshold())
+        while True:
+            # every layer carries exactly flow 1's energy, spread over the voxels above the
+            # threshold; rescaling down (shapes need not sum to 1) can push more below it
+            sums = np.add.reduceat(np.where(keep, voxels, 0.0), starts, axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = np.where(sums > 0, mev / sums, 0.0)
+            out = np.where(keep, voxels * np.repeat(scale, sizes, axis=1), 0.0)
+            drop = keep & ~hottest & (out < self._subthreshold())
+            if not drop.any():
+                return out
+            keep &= ~drop
 
     def _layer_context(self, incident: np.ndarray, mev: np.ndarray) -> np.ndarray:
         # empty layers all sit at the floor: their dequantization noise carries no information
@@ -114,7 +166,7 @@ class CaloFlowINN(CaloFlow):
             random_state=int(seed_shape),
             batch_size=len(incident),
         )
-        return self._compose(self._relative().forward(mev, incident), free, incident)
+        return self._compose_mev(mev, free, incident)
 
     def _extra_state(self) -> dict[str, Any]:
         return {"energy_code": self.energy_code_.to_dict()}
