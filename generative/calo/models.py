@@ -7,7 +7,7 @@
   layer representation, sampled in one pass.
 - 'caloflow_inn' (`CaloFlowINN`, `generative.calo.caloflow_inn`): CaloFlow's two stages, the
   shapes by a spline-coupling flow (one pass) trained by likelihood instead of a distilled IAF
-  (the default: best on every metric of benchmarks/results/calo.json, 1.1 ms per shower).
+  (the default: best on every metric of benchmarks/results/calo.json, 0.9 ms per shower).
 
 All share the interface of `generative.calo.base.ShowerModel` and the CaloFlow preprocessing of
 `generative.calo.preprocessing`, train with the shared loop of `generative.training` and

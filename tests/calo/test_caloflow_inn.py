@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from generative.calo.features import layer_energies
+from generative.calo.preprocessing import LogitAlpha
 from generative.coupling import CouplingFlow
 from generative.flows import MAF
 from generative.training import to_tensor
@@ -34,7 +36,7 @@ def test_flow_two_is_a_coupling_flow_that_inverts_its_own_samples(tiny_geometry,
     _, energies, shapes = model._decompose(tiny_data, 0)
     mev = model._relative().inverse(energies, tiny_data.energies)
     context = model._layer_context(tiny_data.energies, mev)
-    log_p = shape.log_prob(model._shape_features(shapes), context)
+    log_p = shape.log_prob(model._shape_targets(energies, shapes, tiny_data.energies), context)
     assert log_p.shape == (len(tiny_data),)
     assert np.all(np.isfinite(log_p))
 
@@ -50,3 +52,35 @@ def test_each_flow_keeps_its_own_training_unless_the_user_sets_the_field(tiny_ge
     user = fast_shower_model("caloflow_inn", tiny_geometry, training={"epochs": 2})
     user.fit(tiny_data.showers, tiny_data.energies)
     assert {net.history_.epochs_run for net in user.models_.values()} == {2}
+
+
+def test_empty_voxels_of_a_filled_layer_fill_the_gap_below_the_threshold(tiny_geometry, tiny_data):
+    model = fast_shower_model("caloflow_inn", tiny_geometry)
+    model.fit(tiny_data.showers, tiny_data.energies)
+    _, energies, shapes = model._decompose(tiny_data, 0)
+    features = model._shape_targets(energies, shapes, tiny_data.energies)
+    layers = model._relative().inverse(energies, tiny_data.energies)
+    free = model._free_voxels()
+    mev = LogitAlpha(model.alpha).inverse(features, None) * model._layers_per_voxel(layers)[:, free]
+    data = tiny_data.showers[:, free]
+    empty = (data == 0) & model._layers_per_voxel(layers >= model._floors())[:, free]
+    # empty voxels spread below a share of the threshold, real ones stay at or above it
+    below = model.EMPTY_FILL * model.threshold_
+    assert np.all(mev[empty] < below * (1 + 1e-6))
+    assert np.quantile(mev[empty], 0.9) > 0.8 * below
+    assert np.all(mev[data > 0] >= model.threshold_ * (1 - 1e-6))
+
+
+def test_generated_layers_carry_flow_ones_energy_in_voxels_above_threshold(
+    tiny_geometry, tiny_data
+):
+    model = fast_shower_model("caloflow_inn", tiny_geometry)
+    model.fit(tiny_data.showers, tiny_data.energies)
+    incident = np.geomspace(256.0, 4096.0, 40)
+    e_layers = model.sample_layer_energies(incident, random_state=3, batch_size=40)
+    showers = model.sample(incident, random_state=3, batch_size=40)
+    assert np.all((showers == 0) | (showers >= model.threshold_))
+    filled = e_layers >= model.threshold_
+    np.testing.assert_allclose(
+        layer_energies(showers, tiny_geometry)[filled], e_layers[filled], rtol=1e-9
+    )
