@@ -234,6 +234,15 @@ def write_json(payload: dict, path: Path) -> None:
     write_atomic(path, json.dumps(payload, indent=2))
 
 
+def ready(data_dir: Path) -> bool:
+    """Whether the LHCO data are there (said on stderr when not); torch then runs on one thread."""
+    if not data_dir.is_dir():
+        print(f"LHCO benchmark data not found at {data_dir}; skipping.", file=sys.stderr)
+        return False
+    torch.set_num_threads(1)
+    return True
+
+
 def machine() -> dict[str, Any]:
     """The machine's core count and load average, recorded beside a benchmark's numbers."""
     return {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()}

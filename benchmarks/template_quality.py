@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
@@ -46,7 +45,7 @@ from anomaly import CATHODE, FAST_MAF, Idealized
 from anomaly.template_quality import two_sample_auc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load, write_benchmark
+from lhco_sic import DATA, RESULTS, load, ready, write_benchmark
 
 _AFFINE = {**FAST_MAF, "transform": "affine"}
 #: variants whose CATHODE is fitted by sideband cross-fitting (anomaly.crossfit)
@@ -275,10 +274,8 @@ def previous_results(args: argparse.Namespace) -> tuple[list[dict], list[dict], 
 def main(argv: list[str] | None = None) -> int:
     """Run the variants and write JSON (after every run, atomically), resuming an earlier run."""
     args = parse_args(argv)
-    if not args.data_dir.is_dir():
-        print(f"LHCO benchmark data not found at {args.data_dir}; skipping.", file=sys.stderr)
+    if not ready(args.data_dir):
         return 0
-    torch.set_num_threads(1)
     runs, controls, idealized = previous_results(args)
     settings = _settings(args)
 

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from threadpoolctl import threadpool_limits
 
 from anomaly.cathode import make_density_model, sample_mjj, sample_valid
@@ -42,7 +41,7 @@ from anomaly.sideband import fit_sideband_model
 from anomaly.template_quality import two_sample_auc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load, write_benchmark
+from lhco_sic import DATA, RESULTS, load, ready, write_benchmark
 
 #: settings that change the numbers: a resumed output must have been written with the same ones
 _RESUME_KEYS = ("data_dir", "n_inject", "sr", "members", "oversampling", "fraction")
@@ -158,10 +157,8 @@ def run_seed(args: argparse.Namespace, seed: int, record: dict[str, Any], write)
 def main(argv: list[str] | None = None) -> int:
     """Run the seeds (resuming an earlier output) and write JSON after every fit."""
     args = parse_args(argv)
-    if not args.data_dir.is_dir():
-        print(f"LHCO benchmark data not found at {args.data_dir}; skipping.", file=sys.stderr)
+    if not ready(args.data_dir):
         return 0
-    torch.set_num_threads(1)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings = json.loads(json.dumps(settings))
     runs: list[dict[str, Any]] = []

@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from threadpoolctl import threadpool_limits
 
 from anomaly.template_quality import two_sample_auc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load, write_benchmark
+from lhco_sic import DATA, RESULTS, load, ready, write_benchmark
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,10 +63,8 @@ def repeated(a: np.ndarray, b: np.ndarray, repeats: int) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     """Run both pairs and write the JSON."""
     args = parse_args(argv)
-    if not args.data_dir.is_dir():
-        print(f"LHCO benchmark data not found at {args.data_dir}; skipping.", file=sys.stderr)
+    if not ready(args.data_dir):
         return 0
-    torch.set_num_threads(1)
     cpu, wall = time.process_time(), time.perf_counter()
     d = load(args, args.seed)
     background = d["background"]
