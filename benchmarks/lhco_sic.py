@@ -243,6 +243,11 @@ def ready(data_dir: Path) -> bool:
     return True
 
 
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    """A benchmark's command-line settings as JSON values (paths as text)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
 def machine() -> dict[str, Any]:
     """The machine's core count and load average, recorded beside a benchmark's numbers."""
     return {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
@@ -323,7 +328,7 @@ def payload(args: argparse.Namespace, runs: list[dict], probe: dict | None) -> d
     """The JSON document: settings, per-run records, medians over seeds."""
     return {
         "benchmark": "lhco_sic",
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": settings_of(args),
         "features": list(DEFAULT_FEATURES),
         "min_background": args.min_background,
         "machine": machine(),

@@ -45,7 +45,7 @@ from anomaly import CATHODE, FAST_MAF, Idealized
 from anomaly.template_quality import two_sample_auc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load, ready, write_benchmark
+from lhco_sic import DATA, RESULTS, load, ready, settings_of, write_benchmark
 
 _AFFINE = {**FAST_MAF, "transform": "affine"}
 #: variants whose CATHODE is fitted by sideband cross-fitting (anomaly.crossfit)
@@ -237,10 +237,6 @@ def summarise(runs: list[dict], idealized: list[dict]) -> dict[str, dict[str, fl
     return out
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-
-
 #: settings that change the numbers: a resumed output must have been written with the same ones
 _RESUME_KEYS = (
     "data_dir",
@@ -260,7 +256,7 @@ def previous_results(args: argparse.Namespace) -> tuple[list[dict], list[dict], 
     if not args.output.is_file():
         return [], [], []
     old = json.loads(args.output.read_text())
-    settings = json.loads(json.dumps(_settings(args)))
+    settings = json.loads(json.dumps(settings_of(args)))
     differ = [k for k in _RESUME_KEYS if old["settings"].get(k) != settings[k]]
     if differ:
         raise SystemExit(
@@ -277,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ready(args.data_dir):
         return 0
     runs, controls, idealized = previous_results(args)
-    settings = _settings(args)
+    settings = settings_of(args)
 
     def write() -> None:
         write_benchmark(

@@ -41,7 +41,7 @@ from anomaly.sideband import fit_sideband_model
 from anomaly.template_quality import two_sample_auc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load, ready, write_benchmark
+from lhco_sic import DATA, RESULTS, load, ready, settings_of, write_benchmark
 
 #: settings that change the numbers: a resumed output must have been written with the same ones
 _RESUME_KEYS = ("data_dir", "n_inject", "sr", "members", "oversampling", "fraction")
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not ready(args.data_dir):
         return 0
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings = settings_of(args)
     settings = json.loads(json.dumps(settings))
     runs: list[dict[str, Any]] = []
     if args.output.is_file():

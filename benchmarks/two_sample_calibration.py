@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from anomaly.template_quality import two_sample_auc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lhco_sic import DATA, RESULTS, load, ready, write_benchmark
+from lhco_sic import DATA, RESULTS, load, ready, settings_of, write_benchmark
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, pair in pairs.items():
         quoted = pair["quoted_error"]
         print(f"{name}: mean {pair['mean']:.4f} std {pair['std']:.4f} (quoted {quoted:.4f})")
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings = settings_of(args)
     write_benchmark(
         args.output,
         "two_sample_calibration",
