@@ -152,6 +152,36 @@ def compare(config: Path | None = CONFIG_ARG, output: Path | None = OUTPUT_OPT) 
     typer.echo(f"table: {compare_folder(cfg) / 'compare.md'}")
 
 
+@app.command()
+def sensitivity(
+    config: Path | None = CONFIG_ARG,
+    output: Path | None = OUTPUT_OPT,
+    injections: list[int] = typer.Option(
+        [0, 250, 500, 750, 1000, 1500, 2000],
+        "--injection",
+        "-i",
+        help="Injected signal events (repeat the option for several).",
+    ),
+    seeds: list[int] = typer.Option(
+        [0, 1, 2], "--seed", "-s", help="Master seeds (repeat the option for several)."
+    ),
+) -> None:
+    """Run the whole search at each injection and seed: where each method reaches 3 and 5 sigma."""
+    cfg = _config(config, output)
+
+    def study() -> Any:
+        from analysis.sensitivity import run_sensitivity
+
+        return run_sensitivity(cfg, injections, seeds)
+
+    result = _guarded(study)
+    for method, reaches in result.reach.items():
+        for reach in reaches:
+            where = "not reached" if reach.injection is None else f"{reach.injection} injected"
+            typer.echo(f"{method}: global {reach.threshold:g} sigma first at {where}")
+    typer.echo(f"table: {result.output / 'sensitivity.md'}")
+
+
 @app.command("config")
 def config_command(
     example: bool = typer.Option(False, "--example", help="Write a documented example config."),

@@ -152,7 +152,7 @@ def run_units(
             "load_average_start": list(load_start),
             "load_average_end": list(os.getloadavg()),
             "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "code": _commit(),
+            "code": git_commit(),
             "roc": curve,
         }
         if shared is not None:
@@ -183,7 +183,7 @@ def unit_sets(
     return sets
 
 
-def _commit(where: Path = REPO) -> dict[str, Any]:
+def git_commit(where: Path = REPO) -> dict[str, Any]:
     """The git commit of the checkout holding `where`, and whether it had local changes."""
 
     def git(*args: str) -> str:
@@ -197,7 +197,7 @@ def _commit(where: Path = REPO) -> dict[str, Any]:
 
 def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, args) -> None:
     """Gather every finished unit of the grid into the JSON and the plots."""
-    code = _commit()  # before the files this writes make the checkout differ from it
+    code = git_commit()  # before the files this writes make the checkout differ from it
     records, missing = [], {}
     for label, injection, seed in units:
         path = unit_record_path(work, label, injection, seed)
@@ -234,7 +234,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
             # units written before they recorded their own code: that of the work folder's checkout
             "units_code": [
                 json.loads(c)
-                for c in sorted({json.dumps(r.get("code") or _commit(work)) for r in records})
+                for c in sorted({json.dumps(r.get("code") or git_commit(work)) for r in records})
             ],
             "signal_region": list(config.compare.signal_region),
             "features": list(config.data.features),
