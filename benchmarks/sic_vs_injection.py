@@ -51,6 +51,7 @@ from benchmarks.sic_vs_injection_summary import (
     markdown,
     missing_markdown,
     plot,
+    published_markdown,
     summarise,
 )
 
@@ -210,6 +211,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
     tables = "\n".join(
         [
             markdown(rows, config.compare.min_background),
+            published_markdown(rows, labels, config),
             "Cost per unit (median over the units measured; a density method's without the "
             "part its group shares, which is counted once per injection and seed) and of the "
             "whole grid extrapolated from it (`cost` in the JSON):",
