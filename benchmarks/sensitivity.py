@@ -40,11 +40,9 @@ from analysis.sensitivity import (
     summarise,
 )
 from analysis.store import write_atomic, write_json
-from benchmarks.sic_vs_injection import git_commit, with_data_dir
+from benchmarks.sic_vs_injection import REPO, RESULTS, git_commit, with_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "sensitivity.yaml"
-RESULTS = REPO / "benchmarks" / "results"
 INJECTIONS = [0, 250, 500, 750, 1000, 1500, 2000]
 SEEDS = [0, 1, 2]
 
