@@ -47,10 +47,12 @@ def _band(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"median": None, "low": None, "high": None}
     # inf as a huge finite stand-in: interpolating inf with inf gives NaN, not inf.
-    finite = np.minimum(np.asarray(values, dtype=float), _BEYOND)
-    q = np.percentile(finite, [50, 16, 84])
+    values = np.asarray(values, dtype=float)
+    q = np.percentile(np.minimum(values, _BEYOND), [50, 16, 84])
+    # A quantile between a measured value and one beyond the floor is beyond the floor too.
+    largest = values[np.isfinite(values)].max(initial=-np.inf)
     names = ("median", "low", "high")
-    return {k: (None if v >= _BEYOND else float(v)) for k, v in zip(names, q, strict=True)}
+    return {k: (None if v > largest else float(v)) for k, v in zip(names, q, strict=True)}
 
 
 def summarise(records: list[dict[str, Any]], labels: list[str], config: SearchConfig):
