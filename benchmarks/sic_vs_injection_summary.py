@@ -100,7 +100,9 @@ def plot(rows: list[dict[str, Any]], records: list[dict[str, Any]], out: Path, f
     from analysis.plots import plot_roc_sic
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for label in dict.fromkeys(r["method"] for r in rows):
+    # One colour per method (the default cycle has 10 for up to 12 methods), MLPs dashed.
+    colours = plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]
+    for i, label in enumerate(dict.fromkeys(r["method"] for r in rows)):
         mine = [r for r in rows if r["method"] == label and r["max_sic"]["median"] is not None]
         if not mine:
             continue
@@ -108,7 +110,8 @@ def plot(rows: list[dict[str, Any]], records: list[dict[str, Any]], out: Path, f
         med = np.array([r["max_sic"]["median"] for r in mine])
         lo = np.array([r["max_sic"]["low"] for r in mine])
         hi = np.array([r["max_sic"]["high"] for r in mine])
-        (line,) = ax.plot(x, med, marker="o", label=label)
+        style = "--" if label.endswith("_mlp") else "-"
+        (line,) = ax.plot(x, med, style, marker="o", color=colours[i], label=label)
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("injected signal events (1000: about 635 in the SR, S/B about 0.8%)")
     ax.set_ylabel(f"max SIC (at least {floor} test-background events)")
