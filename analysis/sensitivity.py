@@ -7,10 +7,9 @@ as any search). Each run gives per method the global significance of its best ce
 threshold; a global significance that is a lower limit (no pseudo-experiment reached the
 excess) reaches it only when the limit does; below it, the seed misses when its local
 significance (an upper bound of the global one) is below the threshold, and is undecided
-otherwise. An
-injection reaches the threshold when more than half of its seeds do, misses it when more than
-half miss it, and is undecided otherwise. The runs without injected signal give the global
-p-values of a background-only search, which must not claim a discovery.
+otherwise. An injection reaches the threshold when more than half of its seeds do, misses it
+when more than half miss it, and is undecided otherwise. The runs without injected signal give
+the global p-values of a background-only search, which must not claim a discovery.
 """
 
 from __future__ import annotations
@@ -257,12 +256,11 @@ def markdown(result: SensitivityResult) -> str:
             cells = []
             for seed in seeds:
                 p = next((q for q in mine if q.injection == injection and q.seed == seed), None)
-                local = (
-                    ""
-                    if p is None or p.local_significance is None
-                    else (f" ({p.local_significance:.2f})")
-                )
-                cells.append("missing" if p is None else _z_text(p) + local)
+                if p is None:
+                    cells.append("missing")
+                    continue
+                local = p.local_significance
+                cells.append(_z_text(p) + ("" if local is None else f" ({local:.2f})"))
             lines.append(f"| {method} | {injection} | " + " | ".join(cells) + " |")
     lines += ["", "| method | " + " | ".join(f"first at {t:g} sigma" for t in THRESHOLDS) + " |"]
     lines.append("| --- | " + " | ".join("---" for _ in THRESHOLDS) + " |")

@@ -148,8 +148,10 @@ def write_summary(args, units: list[tuple[int, int]]) -> None:
             "code": code,
             "machine": {"cpu_count": os.cpu_count(), "load_average_now": list(os.getloadavg())},
             "thresholds": list(THRESHOLDS),
-            "rule": "a seed reaches a threshold when its global significance (or its lower limit) "
-            "is at least the threshold; an injection when more than half of its seeds do",
+            "rule": "analysis.sensitivity: a seed reaches a threshold when its global "
+            "significance (or its lower limit) is at least the threshold, misses it when its "
+            "local or a measured global significance is below, and is undecided otherwise; an "
+            "injection reaches it when more than half of its seeds do",
             "n_units": len(units),
             "n_finished": len(records),
             "missing": missing,

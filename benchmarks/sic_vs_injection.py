@@ -211,7 +211,9 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
     tables = "\n".join(
         [
             markdown(rows, config.compare.min_background),
-            published_markdown(rows, labels, config),
+            published_markdown(
+                rows, {method_label(m): m.name for m in config.compare.methods}, config
+            ),
             "Cost per unit (median over the units measured; a density method's without the "
             "part its group shares, which is counted once per injection and seed) and of the "
             "whole grid extrapolated from it (`cost` in the JSON):",

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from analysis.config import SearchConfig
+from analysis.defaults import DEFAULT_FEATURES
 
 __all__ = [
     "code_markdown",
@@ -303,10 +304,15 @@ def markdown(rows: list[dict[str, Any]], floor: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def published_markdown(rows: list[dict[str, Any]], labels: list[str], config: SearchConfig) -> str:
-    """Our max SIC at 1000 injected beside the CATHODE paper's, for the detectors it reports."""
+def published_markdown(
+    rows: list[dict[str, Any]], detectors: dict[str, str], config: SearchConfig
+) -> str:
+    """Our max SIC at 1000 injected beside the CATHODE paper's, for the detectors it reports.
+
+    `detectors` maps each method label of the config to its detector's name.
+    """
     variant = "shifted" if config.data.mass_shift else "standard"
-    if config.data.features != ["mj1", "delta_mj", "tau21_j1", "tau21_j2"]:
+    if tuple(config.data.features) != DEFAULT_FEATURES:
         return "The CATHODE paper has no run with these features: no published numbers.\n"
     published = PUBLISHED[variant]
     lines = [
@@ -319,8 +325,7 @@ def published_markdown(rows: list[dict[str, Any]], labels: list[str], config: Se
         "| --- | --- | --- | --- |",
     ]
     at = {r["method"]: r for r in rows if r["injection"] == CURVES_AT}
-    for label in labels:
-        name = label.rsplit("_", 1)[0] if label.endswith(("_hgb", "_mlp")) else label
+    for label, name in detectors.items():
         if name not in published:
             continue
         band = at[label]["max_sic"] if label in at else {"median": None}
