@@ -14,7 +14,10 @@ standardised over all energies, a 20-minute fit gave layer-0 outliers with 8.6 t
 data's spread and E_tot / E_inc 9% low at 256 MeV. Flow 2 sees the empty voxels of a filled
 layer spread uniformly below half the readout threshold, so that its smoothing of them falls
 into a narrow gap the readout cut removes; a generated layer keeps flow 1's energy exactly, in
-its voxels above the threshold.
+its voxels above the threshold. With `hits` (the default), which voxels are above the threshold
+is a discrete draw (`generative.calo.hits`): flow 2 is also conditioned on the hit pattern of
+every small layer and the hit count of every large one, taken at generation from one of the
+`hits` nearest training showers, and a generated layer keeps exactly those voxels.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from generative.base import DensityModel
 from generative.calo.caloflow import CaloFlow
 from generative.calo.coupling import CaloINN
 from generative.calo.energies import LayerEnergyCode
+from generative.calo.hits import HitSignatures
 from generative.calo.io import ShowerData
 from generative.calo.preprocessing import (
     LogitAlpha,
@@ -46,8 +50,9 @@ class CaloFlowINN(CaloFlow):
     Arguments as `CaloFlow`: `energy_flow` overrides ``ENERGY_FLOW`` (keyword arguments of
     `generative.flows.MAF`), `shape_flow` overrides ``SHAPE_FLOW`` (of
     `generative.CouplingFlow`); a ``"training"`` entry in either changes that flow's training
-    only. Flow 2 has the size and training of `CaloINN`'s flow and is conditioned on log10 E_inc
-    and log10 of the layer energies over E_inc (empty layers at the floor); flow 1 trains in
+    only. Flow 2 has the size and training of `CaloINN`'s flow and is conditioned on log10 E_inc,
+    log10 of the layer energies over E_inc (empty layers at the floor) and, unless `hits` is
+    None, the hit signature drawn from that many nearest training showers; flow 1 trains in
     batches of 1024 for up to 100 epochs (a few CPU minutes on 60k showers). A layer is empty
     below its floor: the readout threshold, or the most dequantization noise its voxels carry.
     """
@@ -66,6 +71,10 @@ class CaloFlowINN(CaloFlow):
     #: the empty voxels of a filled layer are spread uniformly up to this share of the threshold
     EMPTY_FILL: ClassVar[float] = 0.5
 
+    def __init__(self, *, hits: int | None = 10, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hits = hits
+
     def _floors(self) -> np.ndarray:
         sizes = np.array([layer.n_voxels for layer in self.geometry_.active_layers])
         # just below the threshold: a layer of one voxel at the threshold must stay non-empty
@@ -83,10 +92,21 @@ class CaloFlowINN(CaloFlow):
         mev = self._relative().inverse(energies, incident)
         code = LayerEnergyCode(self._floors().tolist(), random_state=int(seeds[0]))
         self.energy_code_ = code.fit(mev, incident)
+        empty = code.empty(mev)
+        self.hits_ = None
+        signatures = None
+        if self.hits is not None:
+            sizes = self._layers().layer_sizes
+            self.hits_ = HitSignatures(list(sizes), self._readout_cut(), int(self.hits))
+            self.hits_.fit(data.showers, incident, empty)
+            signatures = self.hits_.signatures_
         models = self._fit_both(
             seeds,
-            (code.forward(mev, incident), self._energy_context(incident, code.empty(mev))),
-            (self._shape_targets(energies, shapes, incident), self._layer_context(incident, mev)),
+            (code.forward(mev, incident), self._energy_context(incident, empty)),
+            (
+                self._shape_targets(energies, shapes, incident),
+                self._layer_context(incident, mev, signatures),
+            ),
         )
         return pre, models
 
@@ -114,19 +134,34 @@ class CaloFlowINN(CaloFlow):
     def _layers_per_voxel(self, energies: np.ndarray) -> np.ndarray:
         return np.repeat(energies, self._layers().layer_sizes, axis=1)
 
-    def _compose_mev(self, mev: np.ndarray, free: np.ndarray, incident: np.ndarray) -> np.ndarray:
-        """Showers (MeV): shapes times layer energies, cut at the threshold, rescaled to them."""
+    def _compose_mev(
+        self,
+        mev: np.ndarray,
+        free: np.ndarray,
+        incident: np.ndarray,
+        signatures: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Showers (MeV): shapes times layer energies, cut at the threshold, rescaled to them.
+
+        With hit `signatures`, a layer keeps the voxels they name; without, those at or above
+        the readout threshold.
+        """
         shapes = np.ones((len(incident), self.n_voxels_))
         shapes[:, self._free_voxels()] = LogitAlpha(self.alpha).inverse(free, None)
         voxels = shapes * self._layers_per_voxel(mev)
         sizes = self._layers().layer_sizes
         starts = np.cumsum([0, *sizes[:-1]])
-        # a layer flow 1 filled keeps at least its hottest voxel: it was above the floor
+        if signatures is None:
+            keep = voxels >= self._readout_cut()
+        else:
+            keep = self.hits_.keep(signatures, voxels)
+        # a layer flow 1 filled keeps at least its hottest kept voxel: it was above the floor
         hottest = np.zeros(voxels.shape, dtype=bool)
         rows = np.arange(len(voxels))
+        candidates = np.where(keep, shapes, -1.0) if signatures is not None else shapes
         for start, size in zip(starts, sizes, strict=True):
-            hottest[rows, start + shapes[:, start : start + size].argmax(axis=1)] = True
-        keep = hottest | (voxels >= self._readout_cut())
+            hottest[rows, start + candidates[:, start : start + size].argmax(axis=1)] = True
+        keep |= hottest
         while True:
             # every layer carries exactly flow 1's energy, spread over the voxels above the
             # threshold; rescaling down (shapes need not sum to 1) can push more below it
@@ -139,10 +174,15 @@ class CaloFlowINN(CaloFlow):
                 return out
             keep &= ~drop
 
-    def _layer_context(self, incident: np.ndarray, mev: np.ndarray) -> np.ndarray:
+    def _layer_context(
+        self, incident: np.ndarray, mev: np.ndarray, signatures: np.ndarray | None
+    ) -> np.ndarray:
         # empty layers all sit at the floor: their dequantization noise carries no information
         log_e = np.log10(np.maximum(mev, self._floors()) / incident[:, None])
-        return np.concatenate([np.log10(incident)[:, None], log_e], axis=1)
+        cols = [np.log10(incident)[:, None], log_e]
+        if signatures is not None:
+            cols.append(self.hits_.context(signatures))
+        return np.concatenate(cols, axis=1)
 
     @staticmethod
     def _energy_context(incident: np.ndarray, empty: np.ndarray) -> np.ndarray:
@@ -166,17 +206,25 @@ class CaloFlowINN(CaloFlow):
         return self._relative().forward(self._layer_energies_mev(incident, seed), incident)
 
     def _sample_batch(self, incident: np.ndarray, seed: int) -> np.ndarray:
-        seed_energy, seed_shape = np.random.SeedSequence(seed).generate_state(2)
+        seed_energy, seed_shape, seed_hits = np.random.SeedSequence(seed).generate_state(3)
         mev = self._layer_energies_mev(incident, int(seed_energy))
+        signatures = None
+        if self.hits_ is not None:
+            empty = mev < self._floors()
+            signatures = self.hits_.sample(incident, mev, empty, int(seed_hits))
         free = self.models_["shape"].sample(
-            self._layer_context(incident, mev),
+            self._layer_context(incident, mev, signatures),
             random_state=int(seed_shape),
             batch_size=len(incident),
         )
-        return self._compose_mev(mev, free, incident)
+        return self._compose_mev(mev, free, incident, signatures)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"energy_code": self.energy_code_.to_dict()}
+        hits = None if self.hits_ is None else self.hits_.to_dict()
+        return {"energy_code": self.energy_code_.to_dict(), "hits": hits}
 
     def _set_extra_state(self, state: dict[str, Any]) -> None:
         self.energy_code_ = step_from_dict(state["energy_code"])
+        # models saved before hit signatures existed have none
+        hits = state.get("hits")
+        self.hits_ = None if hits is None else step_from_dict(hits)
