@@ -17,7 +17,8 @@ into a narrow gap the readout cut removes; a generated layer keeps flow 1's ener
 its voxels above the threshold. With `hits` (the default), which voxels are above the threshold
 is a discrete draw (`generative.calo.hits`): flow 2 is also conditioned on the hit pattern of
 every small layer and the hit count of every large one, taken at generation from one of the
-`hits` nearest training showers, and a generated layer keeps exactly those voxels.
+`hits` nearest training showers, and a generated layer keeps those voxels (less any that fall
+below the threshold when it is rescaled to flow 1's energy).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ shower's signature is, per layer, the pattern of its hit voxels (an integer code
 has at most `max_pattern_voxels` voxels, else the number of hit voxels. A generated shower takes
 the signature of one of its `k` nearest training showers in (log10 E_inc, log10 E_layer / E_inc),
 among those with the same empty layers; the shape flow is conditioned on it, and the shower keeps
-exactly the voxels it names.
+the voxels it names, less any that fall below the threshold when the layer is rescaled to its
+energy.
 """
 
 from __future__ import annotations
