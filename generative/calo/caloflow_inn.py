@@ -14,11 +14,11 @@ standardised over all energies, a 20-minute fit gave layer-0 outliers with 8.6 t
 data's spread and E_tot / E_inc 9% low at 256 MeV. Flow 2 sees the empty voxels of a filled
 layer spread uniformly below half the readout threshold, so that its smoothing of them falls
 into a narrow gap the readout cut removes; a generated layer keeps flow 1's energy exactly, in
-its voxels above the threshold. With `hits` (the default), which voxels are above the threshold
-is a discrete draw (`generative.calo.hits`): flow 2 is also conditioned on the hit pattern of
+its voxels above the threshold. With `hits` (the default), which voxels of a small layer are
+hit is a discrete draw (`generative.calo.hits`): flow 2 is also conditioned on the hit pattern of
 every small layer and the hit count of every large one, taken at generation from one of the
-`hits` nearest training showers, and a generated layer keeps those voxels (less any that fall
-below the threshold when it is rescaled to flow 1's energy).
+`hits` nearest training showers; a generated small layer keeps the voxels of its pattern (less
+any that fall below the threshold when it is rescaled to flow 1's energy).
 """
 
 from __future__ import annotations

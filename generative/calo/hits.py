@@ -9,9 +9,12 @@ makes the hit structure a discrete draw, as `generative.calo.energies` does for 
 shower's signature is, per layer, the pattern of its hit voxels (an integer code) when the layer
 has at most `max_pattern_voxels` voxels, else the number of hit voxels. A generated shower takes
 the signature of one of its `k` nearest training showers in (log10 E_inc, log10 E_layer / E_inc),
-among those with the same empty layers; the shape flow is conditioned on it, and the shower keeps
-the voxels it names, less any that fall below the threshold when the layer is rescaled to its
-energy.
+among those with the same empty layers; the shape flow is conditioned on it. A small layer keeps
+the voxels of its pattern, less any that fall below the threshold when the layer is rescaled to
+its energy; a large layer keeps its voxels above the threshold, its count only informing the flow.
+Forcing the count too (keeping the hottest voxels) gave a worse shower: on one trained model,
+gradient-boosting AUC of the challenge's high-level inputs 0.755 against 0.713, with the widths
+of the 190-voxel layer 2 the largest separation powers either way.
 """
 
 from __future__ import annotations
@@ -98,10 +101,10 @@ class HitSignatures(Transform):
         return np.concatenate(cols, axis=1).astype(np.float64)
 
     def keep(self, signatures: np.ndarray, voxels: np.ndarray) -> np.ndarray:
-        """Which voxels a shower keeps: its pattern, or its hottest `count` voxels per layer.
+        """Which voxels (MeV) a shower keeps: a small layer its pattern, a large one those hit.
 
-        A layer whose signature names no voxel keeps its hottest one (a non-empty layer can take
-        an empty signature only when no training shower shares its empty layers).
+        A layer left with no voxel keeps its hottest one (a non-empty layer can take an empty
+        signature only when no training shower shares its empty layers).
         """
         sig = np.asarray(signatures, dtype=np.int64)
         x = np.asarray(voxels, dtype=np.float64)
@@ -112,9 +115,7 @@ class HitSignatures(Transform):
             if self._patterned()[i]:
                 kept = (sig[:, i : i + 1] >> np.arange(size)) & 1 == 1
             else:
-                # rank 0 is the hottest voxel of the layer
-                ranks = np.argsort(np.argsort(-block, axis=1, kind="stable"), axis=1)
-                kept = ranks < sig[:, i : i + 1]
+                kept = block >= self.cut
             kept[rows, block.argmax(axis=1)] |= ~kept.any(axis=1)
             keep[:, start : start + size] = kept
         return keep

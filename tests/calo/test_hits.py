@@ -53,12 +53,13 @@ def test_signatures_are_patterns_of_small_layers_and_counts_of_large_ones():
     )
 
 
-def test_keep_names_the_pattern_or_the_hottest_voxels_and_never_leaves_a_layer_empty():
+def test_keep_names_the_pattern_of_small_layers_and_the_hits_of_large_ones():
     step = HitSignatures(SIZES, cut=2.0, max_pattern_voxels=3)
-    voxels = np.array([[0.1, 0.7, 0.2, 0.4, 0.1, 0.3, 0.2]] * 2)
+    voxels = np.array([[0.1, 0.7, 0.2, 3.0, 1.0, 2.5, 0.5], [0.1, 0.7, 0.2, 0.4, 0.1, 0.3, 0.2]])
     keep = step.keep(np.array([[0b110, 2], [0, 0]]), voxels)
+    # the small layer keeps its pattern whatever its values; the large one its voxels >= 2 MeV
     np.testing.assert_array_equal(keep[0], [False, True, True, True, False, True, False])
-    # a signature with no hit keeps the layer's hottest voxel
+    # a layer left with no voxel keeps its hottest one
     np.testing.assert_array_equal(keep[1], [False, True, False, True, False, False, False])
 
 
