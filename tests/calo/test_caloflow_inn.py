@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from generative.calo.features import layer_energies
@@ -13,15 +14,17 @@ from generative.training import to_tensor
 from tests.calo.conftest import fast_shower_model
 
 
-def test_flow_two_is_a_coupling_flow_that_inverts_its_own_samples(tiny_geometry, tiny_data):
-    model = fast_shower_model("caloflow_inn", tiny_geometry)
+@pytest.mark.parametrize("hits", [None, 10])
+def test_flow_two_is_a_coupling_flow_that_inverts_its_own_samples(tiny_geometry, tiny_data, hits):
+    model = fast_shower_model("caloflow_inn", tiny_geometry, hits=hits)
     model.fit(tiny_data.showers, tiny_data.energies)
     assert type(model.models_["energy"]) is MAF
     shape = model.models_["shape"]
     assert isinstance(shape, CouplingFlow)
     _, energies, shapes = model._decompose(tiny_data, 0)
     mev = model._relative().inverse(energies, tiny_data.energies)
-    context = model._layer_context(tiny_data.energies, mev, model.hits_.signatures_)
+    signatures = None if hits is None else model.hits_.signatures_
+    context = model._layer_context(tiny_data.energies, mev, signatures)
     embedded_context = shape.context_preprocessing_.forward(context[:64])[0]
     z = torch.randn(64, shape.n_features_in_, generator=torch.Generator().manual_seed(0))
     transform = shape.module_._transform

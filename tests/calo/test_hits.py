@@ -99,7 +99,7 @@ def test_bad_input_is_refused():
 def test_generated_showers_hit_only_voxels_their_drawn_signature_names(
     tiny_geometry, tiny_data, monkeypatch
 ):
-    model = fast_shower_model("caloflow_inn", tiny_geometry)
+    model = fast_shower_model("caloflow_inn", tiny_geometry, hits=10)
     model.fit(tiny_data.showers, tiny_data.energies)
     hits = model.hits_
     drawn = []
