@@ -147,8 +147,8 @@ class CaloFlowINN(CaloFlow):
     ) -> np.ndarray:
         """Showers (MeV): shapes times layer energies, cut at the threshold, rescaled to them.
 
-        With hit `signatures`, a layer keeps the voxels they name; without, those at or above
-        the readout threshold.
+        With hit `signatures`, a layer keeps what `HitSignatures.keep` names (a small layer its
+        pattern); without, the voxels at or above the readout threshold.
         """
         shapes = np.ones((len(incident), self.n_voxels_))
         shapes[:, self._free_voxels()] = LogitAlpha(self.alpha).inverse(free, None)
