@@ -40,7 +40,14 @@ from analysis.sensitivity import (
     summarise,
 )
 from analysis.store import write_atomic, write_json
-from benchmarks.sic_vs_injection import REPO, RESULTS, git_commit, with_data_dir
+from benchmarks.sic_vs_injection import (
+    REPO,
+    RESULTS,
+    STOP_AT_HELP,
+    git_commit,
+    stop_time,
+    with_data_dir,
+)
 
 CONFIG = REPO / "configs" / "sensitivity.yaml"
 INJECTIONS = [0, 250, 500, 750, 1000, 1500, 2000]
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=RESULTS / "sensitivity.json")
     parser.add_argument("--injections", nargs="+", type=int, default=INJECTIONS)
     parser.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
-    parser.add_argument("--stop-at", help="UTC time HH:MM after which no search is started")
+    parser.add_argument("--stop-at", help=f"no search is started after this time: {STOP_AT_HELP}")
     parser.add_argument("--summary-only", action="store_true", help="run nothing, summarise")
     parser.add_argument("--unit", nargs=2, type=int, metavar=("INJECTION", "SEED"))
     args = parser.parse_args(argv)
@@ -183,8 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     units = [(n, s) for n in sorted(args.injections) for s in args.seeds]
     pending = [u for u in units if not unit_path(args.work_dir, *u).exists()]
     print(f"{len(units) - len(pending)} of {len(units)} searches done", file=sys.stderr)
+    stop = stop_time(args.stop_at) if args.stop_at else None
     for i, (injection, seed) in enumerate([] if args.summary_only else pending):
-        if args.stop_at and dt.datetime.now(dt.UTC).strftime("%H:%M") >= args.stop_at:
+        if stop is not None and dt.datetime.now(dt.UTC) >= stop:
             print(f"stop time {args.stop_at} UTC reached: {len(pending) - i} searches left")
             break
         print(f"[{i + 1}/{len(pending)}] injection {injection} seed {seed}", file=sys.stderr)

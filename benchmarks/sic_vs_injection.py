@@ -184,6 +184,24 @@ def unit_sets(
     return sets
 
 
+STOP_AT_HELP = "UTC HH:MM (its next occurrence, so a night run may cross midnight) or ISO date-time"
+
+
+def stop_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """The UTC instant of a --stop-at: the next HH:MM after `now`, or an ISO date-time as given."""
+    now = now or dt.datetime.now(dt.UTC)
+    try:
+        if ":" in text and len(text) <= 5:
+            hour, minute = map(int, text.split(":"))
+            stop = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        else:
+            moment = dt.datetime.fromisoformat(text)
+            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    except ValueError as err:
+        raise ValueError(f"--stop-at {text!r} is neither HH:MM nor an ISO date-time") from err
+    return stop if stop > now else stop + dt.timedelta(days=1)
+
+
 def git_commit(where: Path = REPO) -> dict[str, Any]:
     """The git commit of the checkout holding `where`, and whether it had local changes."""
 
@@ -289,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", help="method labels to run (default: all)")
     parser.add_argument("--injections", nargs="+", type=int)
     parser.add_argument("--seeds", nargs="+", type=int)
-    parser.add_argument("--stop-at", help="UTC time HH:MM after which no unit is started")
+    parser.add_argument("--stop-at", help=f"no unit is started after this time: {STOP_AT_HELP}")
     parser.add_argument("--summary-only", action="store_true", help="run nothing, summarise")
     parser.add_argument("--docs", type=Path, help="markdown page whose generated tables to redo")
     parser.add_argument(
@@ -328,11 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         and (not args.injections or u[1] in args.injections)
         and (not args.seeds or u[2] in args.seeds)
     ]
-    stop = None
-    if args.stop_at:
-        hour, minute = map(int, args.stop_at.split(":"))
-        now = dt.datetime.now(dt.UTC)
-        stop = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    stop = stop_time(args.stop_at) if args.stop_at else None
     pending = [u for u in chosen if not unit_record_path(args.work_dir, *u).exists()]
     print(f"{len(chosen) - len(pending)} of {len(chosen)} units done", file=sys.stderr)
     sets = unit_sets(pending, _label_groups(config))
