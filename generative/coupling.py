@@ -16,6 +16,7 @@ from nflows.transforms.coupling import (
     AffineCouplingTransform,
     PiecewiseRationalQuadraticCouplingTransform,
 )
+from nflows.transforms.permutations import RandomPermutation
 from nflows.utils.torchutils import create_alternating_binary_mask
 
 from generative.flows import MAF
@@ -81,10 +82,16 @@ class CouplingFlow(MAF):
     `transform` 'spline' (default) gives rational-quadratic spline couplings with `n_bins` bins
     on [-tail_bound, tail_bound] and linear tails; 'affine' gives RealNVP couplings with
     soft-clamped scales (`SoftClampedAffineCoupling`). Each
-    coupling's network has `n_blocks` hidden layers of `hidden_features`. Between couplings a
-    random permutation (seeded with the model) mixes the halves, as CaloINN's random rotations
-    do. Other arguments as `MAF` (whose `residual_blocks` couplings do not use); batch
-    normalisation is off by default (sampling then does not depend on running statistics).
+    coupling's network has `n_blocks` hidden layers of `hidden_features`. `permutation`
+    'random_pairs' (default) puts a random permutation (seeded with the model) after every
+    second coupling, so the two couplings of a pair transform complementary halves and every
+    feature is transformed by half of the couplings, while the permutations mix the halves as
+    CaloINN's random rotations do. 'random' (a permutation after every coupling) leaves each
+    feature to chance: of 368 shower voxels and 8 couplings it left 4 never transformed, whose
+    generated energies were the base Gaussian's (separation powers up to 0.30 against about
+    0.005 for the others). Other arguments as `MAF` (whose `residual_blocks` couplings do not
+    use); batch normalisation is off by default (sampling then does not depend on running
+    statistics).
     """
 
     name = "coupling"
@@ -98,7 +105,7 @@ class CouplingFlow(MAF):
         n_blocks: int = 2,
         n_bins: int = 8,
         tail_bound: float = 4.0,
-        permutation: Literal["reverse", "random", "none"] = "random",
+        permutation: Literal["random_pairs", "reverse", "random", "none"] = "random_pairs",
         batch_norm: bool = False,
         context_embedding: int | None = None,
         dropout: float = 0.0,
@@ -117,6 +124,12 @@ class CouplingFlow(MAF):
             dropout=dropout,
             **common,
         )
+
+    def _permutation_after(self, index: int, n_features: int) -> Transform | None:
+        if self.permutation != "random_pairs":
+            return super()._permutation_after(index, n_features)
+        # none inside a pair: its second coupling's mask is the complement of the first's
+        return RandomPermutation(n_features) if index % 2 == 1 else None
 
     def _layer(self, index: int, n_features: int, n_context: int) -> Transform:
         if n_features < 2:

@@ -95,6 +95,10 @@ class MAF(DensityModel):
             f"permutation must be 'reverse', 'random' or 'none', got {self.permutation!r}"
         )
 
+    def _permutation_after(self, index: int, n_features: int) -> Transform | None:
+        """The permutation between transform `index` and the next (`CouplingFlow` skips some)."""
+        return self._permutation(n_features)
+
     def _build_module(self, n_features: int, n_context: int) -> Flow:
         if self.n_transforms < 1:
             raise ValueError(f"n_transforms must be at least 1, got {self.n_transforms}")
@@ -109,7 +113,7 @@ class MAF(DensityModel):
             if i < self.n_transforms - 1:
                 if self.batch_norm:
                     layers.append(BatchNorm(n_features))
-                perm = self._permutation(n_features)
+                perm = self._permutation_after(i, n_features)
                 if perm is not None and n_features > 1:
                     layers.append(perm)
         return Flow(CompositeTransform(layers), StandardNormal([n_features]), embedding)
