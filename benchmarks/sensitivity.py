@@ -66,6 +66,7 @@ def run_unit(config, injection: int, seed: int, work: Path) -> None:
     search = unit_path(work, injection, seed).parent / "search"
     point = point_config(config, injection, seed).model_copy(update={"output": search})
     load = os.getloadavg()
+    code = git_commit()  # the code this process runs: a commit made while it runs is not it
     wall, cpu = time.perf_counter(), time.process_time()
     result = run_search(point, executor=InProcessExecutor(progress=False))
     record = {
@@ -79,7 +80,7 @@ def run_unit(config, injection: int, seed: int, work: Path) -> None:
         "load_average_start": list(load),
         "load_average_end": list(os.getloadavg()),
         "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "code": git_commit(),
+        "code": code,
     }
     write_json(unit_path(work, injection, seed), record)
 

@@ -114,6 +114,7 @@ def run_units(
     unit = narrowed(config, labels, injection, seed, work)
     labels = [method_label(m) for m in unit.compare.methods]
     load_start = os.getloadavg()
+    code = git_commit()  # the code this process runs: a commit made while it runs is not it
     wall, cpu = time.perf_counter(), time.process_time()
     result = run_compare(unit, executor=InProcessExecutor(progress=False))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -153,7 +154,7 @@ def run_units(
             "load_average_start": list(load_start),
             "load_average_end": list(os.getloadavg()),
             "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "code": git_commit(),
+            "code": code,
             "roc": curve,
         }
         if shared is not None:
