@@ -84,3 +84,14 @@ def test_generated_layers_carry_flow_ones_energy_in_voxels_above_threshold(
     np.testing.assert_allclose(
         layer_energies(showers, tiny_geometry)[filled], e_layers[filled], rtol=1e-9
     )
+
+
+def test_a_model_saved_before_hit_signatures_loads_without_them(tiny_geometry, tiny_data):
+    from generative.calo.caloflow_inn import CaloFlowINN
+
+    fitted = fast_shower_model("caloflow_inn", tiny_geometry, hits=None)
+    fitted.fit(tiny_data.showers, tiny_data.energies)
+    old = CaloFlowINN()  # the default now has signatures; an old file's state has no "hits"
+    old._set_extra_state({"energy_code": fitted.energy_code_.to_dict()})
+    assert old.hits_ is None
+    assert old.hits is None
