@@ -262,7 +262,10 @@ def markdown(result: SensitivityResult) -> str:
                 local = p.local_significance
                 cells.append(_z_text(p) + ("" if local is None else f" ({local:.2f})"))
             lines.append(f"| {method} | {injection} | " + " | ".join(cells) + " |")
-    lines += ["", "| method | " + " | ".join(f"first at {t:g} sigma" for t in THRESHOLDS) + " |"]
+    # "first" among the injections searched: a gap in the grid hides where it is really reached
+    searched = ", ".join(str(n) for n in sorted({p.injection for p in result.points}))
+    lines += ["", f"Injections searched: {searched}.", ""]
+    lines += ["| method | " + " | ".join(f"first at {t:g} sigma" for t in THRESHOLDS) + " |"]
     lines.append("| --- | " + " | ".join("---" for _ in THRESHOLDS) + " |")
     for method, reaches in result.reach.items():
         cells = []

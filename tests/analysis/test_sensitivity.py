@@ -119,7 +119,9 @@ def test_sensitivity_command_runs_the_search_per_injection_and_finds_the_injecte
     assert points[3000]["local_significance"] > points[0]["local_significance"] + 2
     assert seed_reaches(SensitivityPoint(**points[0]), 3.0) is not True
     assert len(saved["null_global_p_values"]["cwola"]) == 1
-    assert (output / "sensitivity.md").read_text().count("| cwola |") == 3
+    table = (output / "sensitivity.md").read_text()
+    assert table.count("| cwola |") == 3
+    assert "Injections searched: 0, 3000." in table
 
 
 def test_sensitivity_refuses_negative_injections(tmp_path):
