@@ -104,3 +104,8 @@ def test_a_permutation_after_every_coupling_leaves_features_untransformed():
         torch.manual_seed(seed)
         lowest.append(transform_counts(CouplingFlow(permutation="random"), 368).min())
     assert min(lowest) == 0
+
+
+def test_an_unknown_permutation_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="'random_pairs', 'reverse', 'random' or 'none', got 'x'"):
+        CouplingFlow(permutation="x")._build_module(4, 1)
