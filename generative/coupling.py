@@ -95,6 +95,7 @@ class CouplingFlow(MAF):
     """
 
     name = "coupling"
+    _PERMUTATIONS = ("random_pairs", *MAF._PERMUTATIONS)
 
     def __init__(
         self,
@@ -126,15 +127,10 @@ class CouplingFlow(MAF):
         )
 
     def _permutation_after(self, index: int, n_features: int) -> Transform | None:
-        if self.permutation == "random_pairs":
-            # none inside a pair: its second coupling's mask is the complement of the first's
-            return RandomPermutation(n_features) if index % 2 == 1 else None
-        if self.permutation not in ("reverse", "random", "none"):
-            raise ValueError(
-                "permutation must be 'random_pairs', 'reverse', 'random' or 'none', "
-                f"got {self.permutation!r}"
-            )
-        return super()._permutation_after(index, n_features)
+        if self.permutation != "random_pairs":
+            return super()._permutation_after(index, n_features)
+        # none inside a pair: its second coupling's mask is the complement of the first's
+        return RandomPermutation(n_features) if index % 2 == 1 else None
 
     def _layer(self, index: int, n_features: int, n_context: int) -> Transform:
         if n_features < 2:

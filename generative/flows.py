@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from nflows.distributions.normal import StandardNormal
@@ -84,6 +84,9 @@ class MAF(DensityModel):
             )
         raise ValueError(f"transform must be 'affine' or 'spline', got {self.transform!r}")
 
+    #: the `permutation` choices, for the error naming them
+    _PERMUTATIONS: ClassVar[tuple[str, ...]] = ("reverse", "random", "none")
+
     def _permutation(self, n_features: int) -> Transform | None:
         if self.permutation == "reverse":
             return ReversePermutation(n_features)
@@ -91,8 +94,9 @@ class MAF(DensityModel):
             return RandomPermutation(n_features)
         if self.permutation == "none":
             return None
+        *others, last = (repr(name) for name in self._PERMUTATIONS)
         raise ValueError(
-            f"permutation must be 'reverse', 'random' or 'none', got {self.permutation!r}"
+            f"permutation must be {', '.join(others)} or {last}, got {self.permutation!r}"
         )
 
     def _permutation_after(self, index: int, n_features: int) -> Transform | None:
