@@ -102,10 +102,13 @@ class BestCell:
 
     window: Window
     window_index: int
+    efficiency_index: int
     efficiency: float
     local_significance: float
     local_p_value: float
     signal_yield: float
+    #: the background model's prediction in the signal region
+    background_sr: float
     #: None when no look-elsewhere study ran
     global_significance: GlobalSignificance | None
 
@@ -115,10 +118,12 @@ class BestCell:
             "window": self.window.name,
             "window_index": self.window_index,
             "sr": [self.window.sr_low, self.window.sr_high],
+            "efficiency_index": self.efficiency_index,
             "efficiency": self.efficiency,
             "local_significance": self.local_significance,
             "local_p_value": self.local_p_value,
             "signal_yield": self.signal_yield,
+            "background_sr": self.background_sr,
         }
         g = self.global_significance
         if g is not None:
@@ -161,10 +166,12 @@ class MethodOutcome:
         return BestCell(
             window=scan.windows[w],
             window_index=w,
+            efficiency_index=e,
             efficiency=float(scan.efficiencies[e]),
             local_significance=float(scan.significances[w, e]),
             local_p_value=float(scan.p_values[w, e]),
             signal_yield=float(scan.signal_yields[w, e]),
+            background_sr=float(scan.background_sr[w, e]),
             global_significance=None if self.lee is None else GlobalSignificance.from_lee(self.lee),
         )
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from analysis.config import SearchConfig
 from analysis.executor import configured_executor
-from analysis.results import SearchResult
+from analysis.results import BestCell, SearchResult
 from analysis.store import JSON, write_atomic, write_json
 from analysis.units import Executor
 
@@ -63,6 +63,14 @@ class SensitivityPoint:
     global_is_limit: bool
     #: truth: signal events in the best window's signal region, None without labels
     signal_in_sr: int | None
+    #: the best cell's fitted background in its signal region (None: no valid cell, or a record
+    #: written before it was kept)
+    fitted_background_sr: float | None = None
+    #: truth of the best cell's selection: signal and background passing in its signal region,
+    #: and signal passing in its sidebands, which the sideband fit reads as background
+    signal_selected_in_sr: int | None = None
+    background_selected_in_sr: int | None = None
+    signal_selected_in_sidebands: int | None = None
 
     def to_dict(self) -> JSON:
         """JSON-compatible record."""
@@ -104,6 +112,20 @@ def point_config(config: SearchConfig, injection: int, seed: int) -> SearchConfi
     return config.model_copy(update={"data": data, "seed": seed, "output": output})
 
 
+_CELL_TRUTH = ("signal_selected_in_sr", "background_selected_in_sr", "signal_selected_in_sidebands")
+
+
+def _best_truth(truth: JSON | None, best: BestCell | None) -> dict[str, int | None]:
+    """The truth counts of the best cell (all None without labels or without a valid cell)."""
+    if truth is None or best is None:
+        return {"signal_in_sr": None, **dict.fromkeys(_CELL_TRUTH)}
+    w, e = best.window_index, best.efficiency_index
+    return {
+        "signal_in_sr": int(truth["signal_in_sr"][w]),
+        **{key: int(truth[key][w][e]) for key in _CELL_TRUTH},
+    }
+
+
 def points_of(result: SearchResult, injection: int, seed: int) -> list[SensitivityPoint]:
     """Each method's best cell of one finished search."""
     points = []
@@ -122,9 +144,8 @@ def points_of(result: SearchResult, injection: int, seed: int) -> list[Sensitivi
                 global_significance=None if glob is None else glob.significance,
                 global_p_value=None if glob is None else glob.p_value,
                 global_is_limit=False if glob is None else bool(glob.is_limit),
-                signal_in_sr=None
-                if best is None or truth is None
-                else int(truth["signal_in_sr"][best.window_index]),
+                fitted_background_sr=None if best is None else best.background_sr,
+                **_best_truth(truth, best),
             )
         )
     return points
@@ -275,4 +296,28 @@ def markdown(result: SensitivityResult) -> str:
                 text += f" (undecided at {', '.join(map(str, r.undecided_below))})"
             cells.append(text)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _truth_lines(result.points)) + "\n"
+
+
+def _truth_lines(points: Sequence[SensitivityPoint]) -> list[str]:
+    """The best cells' selections by truth label: where the fitted background comes from."""
+    known = [p for p in points if p.signal_selected_in_sr is not None and p.injection > 0]
+    if not known:
+        return []
+    lines = [
+        "",
+        "Best cells with signal, by truth label: the selection in the signal region (signal, "
+        "true background), the background the sideband fit predicts there, and the signal the "
+        "selection passes in the sidebands, which that fit reads as background.",
+        "",
+        "| method | injected | seed | window | efficiency | SR signal | SR background | "
+        "fitted background | sideband signal |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in sorted(known, key=lambda q: (q.method, q.injection, q.seed)):
+        lines.append(
+            f"| {p.method} | {p.injection} | {p.seed} | {p.window} | {p.efficiency:g} | "
+            f"{p.signal_selected_in_sr} | {p.background_selected_in_sr} | "
+            f"{p.fitted_background_sr:.1f} | {p.signal_selected_in_sidebands} |"
+        )
+    return lines

@@ -59,12 +59,17 @@ def unit_path(work: Path, injection: int, seed: int) -> Path:
     return work / f"inj{injection}" / f"seed{seed}" / "unit.json"
 
 
+def point_search(config, injection: int, seed: int, work: Path):
+    """The search config of one unit, written into the unit's own folder."""
+    search = unit_path(work, injection, seed).parent / "search"
+    return point_config(config, injection, seed).model_copy(update={"output": search})
+
+
 def run_unit(config, injection: int, seed: int, work: Path) -> None:
     """Run one search in this process and write its record: best cells, cost, machine load."""
     from analysis.workflow import run_search
 
-    search = unit_path(work, injection, seed).parent / "search"
-    point = point_config(config, injection, seed).model_copy(update={"output": search})
+    point = point_search(config, injection, seed, work)
     load = os.getloadavg()
     code = git_commit()  # the code this process runs: a commit made while it runs is not it
     wall, cpu = time.perf_counter(), time.process_time()
@@ -83,6 +88,30 @@ def run_unit(config, injection: int, seed: int, work: Path) -> None:
         "code": code,
     }
     write_json(unit_path(work, injection, seed), record)
+
+
+def rewrite_points(config, injection: int, seed: int, work: Path) -> None:
+    """Rewrite a finished unit's best cells with the current code from its stored search.
+
+    The search resumes from its results folder (every detector unit and pseudo-experiment is
+    read back, nothing is trained again), so the record keeps the cost and code of the run
+    that measured it and names the code and time of the rewrite beside them.
+    """
+    from analysis.workflow import run_search
+
+    path = unit_path(work, injection, seed)
+    record = json.loads(path.read_text())
+    code, wall = git_commit(), time.perf_counter()
+    result = run_search(
+        point_search(config, injection, seed, work), executor=InProcessExecutor(progress=False)
+    )
+    record["points"] = [p.to_dict() for p in points_of(result, injection, seed)]
+    record["points_rewritten"] = {
+        "code": code,
+        "wall_seconds": time.perf_counter() - wall,
+        "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_json(path, record)
 
 
 def plot(result: SensitivityResult, path: Path) -> Path:
@@ -183,10 +212,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop-at", help=f"no search is started after this time: {STOP_AT_HELP}")
     parser.add_argument("--summary-only", action="store_true", help="run nothing, summarise")
     parser.add_argument("--unit", nargs=2, type=int, metavar=("INJECTION", "SEED"))
+    parser.add_argument(
+        "--rewrite-points",
+        nargs=2,
+        type=int,
+        metavar=("INJECTION", "SEED"),
+        help="rewrite a finished unit's best cells from its stored search (no retraining)",
+    )
     args = parser.parse_args(argv)
     config = with_data_dir(load_config(args.config), args.data_dir)
     if args.unit:
         run_unit(config, *args.unit, args.work_dir)
+        return
+    if args.rewrite_points:
+        rewrite_points(config, *args.rewrite_points, args.work_dir)
         return
     units = [(n, s) for n in sorted(args.injections) for s in args.seeds]
     pending = [u for u in units if not unit_path(args.work_dir, *u).exists()]

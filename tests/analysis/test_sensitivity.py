@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,7 +11,14 @@ from typer.testing import CliRunner
 
 from analysis.cli import app
 from analysis.config import SearchConfig
-from analysis.sensitivity import SensitivityPoint, first_reach, point_config, seed_reaches
+from analysis.sensitivity import (
+    SensitivityPoint,
+    first_reach,
+    markdown,
+    point_config,
+    seed_reaches,
+    summarise,
+)
 from tests.analysis.search_configs import tiny
 
 
@@ -115,13 +123,25 @@ def test_sensitivity_command_runs_the_search_per_injection_and_finds_the_injecte
     # truth from the labels: the best window at 3000 injected holds signal, at 0 none
     assert points[0]["signal_in_sr"] == 0
     assert points[3000]["signal_in_sr"] > 0
+    # the best cell's selection by label: no signal without injection, and at 3000 it selects
+    # signal in its SR; the fit's prediction is the one of that cell
+    assert points[0]["signal_selected_in_sr"] == points[0]["signal_selected_in_sidebands"] == 0
+    assert 0 < points[3000]["signal_selected_in_sr"] <= points[3000]["signal_in_sr"]
+    results = json.loads((output / "inj3000" / "seed3" / "results.json").read_text())
+    assert (
+        points[3000]["fitted_background_sr"] == results["methods"]["cwola"]["best"]["background_sr"]
+    )
     # the injected resonance is found more significantly than background fluctuations
     assert points[3000]["local_significance"] > points[0]["local_significance"] + 2
     assert seed_reaches(SensitivityPoint(**points[0]), 3.0) is not True
     assert len(saved["null_global_p_values"]["cwola"]) == 1
     table = (output / "sensitivity.md").read_text()
-    assert table.count("| cwola |") == 3
+    # a row per injection, one of the reach, one of the truth at 3000
+    assert table.count("| cwola |") == 4
     assert "Injections searched: 0, 3000." in table
+    # the truth table lists the cells with signal only
+    assert "| cwola | 3000 | 3 |" in table
+    assert "| cwola | 0 | 3 |" not in table
 
 
 def test_sensitivity_refuses_negative_injections(tmp_path):
@@ -130,3 +150,13 @@ def test_sensitivity_refuses_negative_injections(tmp_path):
     result = CliRunner().invoke(app, ["sensitivity", str(path), "-i", "-5"])
     assert result.exit_code == 1
     assert "injected signal counts must be >= 0" in result.output
+
+
+def test_a_record_written_before_the_truth_counts_loads_and_shows_no_truth_table():
+    old = {**point(1000, 3.2).to_dict()}
+    for key in ("fitted_background_sr", "signal_selected_in_sr", "background_selected_in_sr"):
+        del old[key]
+    del old["signal_selected_in_sidebands"]
+    loaded = SensitivityPoint(**old)
+    assert loaded.signal_selected_in_sr is None
+    assert "sideband signal" not in markdown(summarise([loaded], Path(".")))

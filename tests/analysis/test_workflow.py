@@ -40,8 +40,19 @@ def test_whole_search_writes_results_plots_and_report(tmp_path):
         assert np.array(scan["significances"], dtype=float).shape == (2, 2)
         if method["best"]["window"] is not None:
             assert method["look_elsewhere"]["n_pseudo"] == 20
-        assert method["truth"]["signal_in_sr"][0] > 0
-    assert saved["methods"]["cwola"]["best"]["window"] is not None
+        truth = method["truth"]
+        assert truth["signal_in_sr"][0] > 0
+        # by label, each SR selection is its signal plus its background: the observed count
+        selected = np.add(truth["signal_selected_in_sr"], truth["background_selected_in_sr"])
+        np.testing.assert_array_equal(selected, scan["observed_sr"])
+        assert np.all(np.array(truth["signal_selected_in_sidebands"]) >= 0)
+    best = saved["methods"]["cwola"]["best"]
+    assert best["window"] is not None
+    assert saved["windows"][best["window_index"]]["name"] == best["window"]
+    cwola_scan = saved["methods"]["cwola"]["scan"]
+    assert cwola_scan["efficiencies"][best["efficiency_index"]] == best["efficiency"]
+    fitted = cwola_scan["background_sr"][best["window_index"]][best["efficiency_index"]]
+    assert best["background_sr"] == fitted > 0
     cathode = saved["methods"]["cathode"]
     # its default background is the fit of each cut's selected sidebands, not its template
     assert cathode["reference_closure"] is None
