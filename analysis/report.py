@@ -262,6 +262,29 @@ def _closure_lines(closure: list[JSON] | None) -> list[str]:
     return lines
 
 
+def _best_truth_lines(methods: dict[str, JSON]) -> list[str]:
+    """Each best cell's selection by label, beside the background its fit predicts."""
+    lines = [
+        "",
+        "Best cells by truth label (signal selected in the sidebands enters their fit as "
+        "background):",
+        "",
+    ]
+    for label, m in methods.items():
+        best, truth = m["best"], m["truth"]
+        if best["window"] is None:
+            continue
+        w, e = best["window_index"], best["efficiency_index"]
+        lines.append(
+            f"- {label}: {truth['signal_selected_in_sr'][w][e]} signal and "
+            f"{truth['background_selected_in_sr'][w][e]} background events selected in the SR, "
+            f"{best['background_sr']:.1f} background fitted there; "
+            f"{truth['signal_selected_in_sidebands'][w][e]} signal events selected in the "
+            "sidebands"
+        )
+    return lines
+
+
 def _markdown(
     config: SearchConfig,
     data: SearchData,
@@ -296,6 +319,7 @@ def _markdown(
     if truth is not None and about.n_signal:
         lines += ["", f"Injected signal: {about.n_signal} events; in each SR:", ""]
         lines += [f"- {w.name}: {n}" for w, n in zip(windows, truth["signal_in_sr"], strict=True)]
+        lines += _best_truth_lines(methods)
     for label, files in plots.items():
         method = methods[label]
         lines += ["", f"## {label}", "", _link(files.significance), _link(files.scores)]

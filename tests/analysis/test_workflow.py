@@ -69,6 +69,7 @@ def test_whole_search_writes_results_plots_and_report(tmp_path):
     report = (out / "report.md").read_text()
     assert "template tests (two-sample AUC" in report
     assert "| cathode |" in report
+    assert "background fitted there" in report
     assert "| cwola |" in report
     for plot in saved["plots"]["cathode"]:
         assert (out / plot).stat().st_size > 5_000
