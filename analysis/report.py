@@ -64,12 +64,14 @@ def _truth(data: SearchData, windows: Sequence[Window], outcome: MethodOutcome) 
         ]
 
     sr = [w.sr_mask(mjj) for w in windows]
+    sb = [w.sb_mask(mjj) for w in windows]
     signal_sr = [m & signal for m in sr]
     return {
         "signal_in_sr": [int(m.sum()) for m in signal_sr],
         "signal_selected_in_sr": passing(signal_sr),
         "background_selected_in_sr": passing([m & ~signal for m in sr]),
-        "signal_selected_in_sidebands": passing([w.sb_mask(mjj) & signal for w in windows]),
+        "signal_selected_in_sidebands": passing([m & signal for m in sb]),
+        "background_selected_in_sidebands": passing([m & ~signal for m in sb]),
     }
 
 
@@ -279,8 +281,9 @@ def _best_truth_lines(methods: dict[str, JSON]) -> list[str]:
             f"- {label}: {truth['signal_selected_in_sr'][w][e]} signal and "
             f"{truth['background_selected_in_sr'][w][e]} background events selected in the SR, "
             f"{best['background_sr']:.1f} background fitted there; "
-            f"{truth['signal_selected_in_sidebands'][w][e]} signal events selected in the "
-            "sidebands"
+            f"{truth['signal_selected_in_sidebands'][w][e]} signal and "
+            f"{truth['background_selected_in_sidebands'][w][e]} background events selected in "
+            "the sidebands"
         )
     return lines
 

@@ -66,11 +66,12 @@ class SensitivityPoint:
     #: the best cell's fitted background in its signal region (None: no valid cell, or a record
     #: written before it was kept)
     fitted_background_sr: float | None = None
-    #: truth of the best cell's selection: signal and background passing in its signal region,
-    #: and signal passing in its sidebands, which the sideband fit reads as background
+    #: truth of the best cell's selection: signal and background passing in its signal region
+    #: and in its sidebands (whose signal the sideband fit reads as background)
     signal_selected_in_sr: int | None = None
     background_selected_in_sr: int | None = None
     signal_selected_in_sidebands: int | None = None
+    background_selected_in_sidebands: int | None = None
 
     def to_dict(self) -> JSON:
         """JSON-compatible record."""
@@ -112,7 +113,12 @@ def point_config(config: SearchConfig, injection: int, seed: int) -> SearchConfi
     return config.model_copy(update={"data": data, "seed": seed, "output": output})
 
 
-_CELL_TRUTH = ("signal_selected_in_sr", "background_selected_in_sr", "signal_selected_in_sidebands")
+_CELL_TRUTH = (
+    "signal_selected_in_sr",
+    "background_selected_in_sr",
+    "signal_selected_in_sidebands",
+    "background_selected_in_sidebands",
+)
 
 
 def _best_truth(truth: JSON | None, best: BestCell | None) -> dict[str, int | None]:
@@ -306,18 +312,19 @@ def _truth_lines(points: Sequence[SensitivityPoint]) -> list[str]:
         return []
     lines = [
         "",
-        "Best cells with signal, by truth label: the selection in the signal region (signal, "
-        "true background), the background the sideband fit predicts there, and the signal the "
-        "selection passes in the sidebands, which that fit reads as background.",
+        "Best cells with signal, by truth label: what the selection passes in the signal region "
+        "and in the sidebands (signal / background), and the background the sideband fit "
+        "predicts in the signal region; the fit reads the sidebands' signal as background.",
         "",
-        "| method | injected | seed | window | efficiency | SR signal | SR background | "
-        "fitted background | sideband signal |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | injected | seed | window | efficiency | SR | sidebands | "
+        "fitted SR background |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in sorted(known, key=lambda q: (q.method, q.injection, q.seed)):
         lines.append(
             f"| {p.method} | {p.injection} | {p.seed} | {p.window} | {p.efficiency:g} | "
-            f"{p.signal_selected_in_sr} | {p.background_selected_in_sr} | "
-            f"{p.fitted_background_sr:.1f} | {p.signal_selected_in_sidebands} |"
+            f"{p.signal_selected_in_sr} / {p.background_selected_in_sr} | "
+            f"{p.signal_selected_in_sidebands} / {p.background_selected_in_sidebands} | "
+            f"{p.fitted_background_sr:.1f} |"
         )
     return lines
