@@ -46,35 +46,6 @@ class MethodPlots:
         return [self.significance, *self.spectra.values(), *extra, self.scores, *last]
 
 
-def _truth(data: SearchData, windows: Sequence[Window], outcome: MethodOutcome) -> JSON | None:
-    """Truth (from the labels) of each cell: signal in each SR, and what each selection passes.
-
-    Signal selected in the sidebands enters the sideband fit as if it were background; with the
-    background selected in the SR it tells how far the fitted background is from the true one.
-    """
-    events = data.events
-    if "label" not in events:
-        return None
-    mjj, signal = events["mjj"].to_numpy(), events["label"].to_numpy() == 1
-
-    def passing(masks: list[np.ndarray]) -> list[list[int]]:
-        return [
-            [int(np.sum(masks[w] & (outcome.scores[w] > t))) for t in outcome.spectra.thresholds[w]]
-            for w in range(len(windows))
-        ]
-
-    sr = [w.sr_mask(mjj) for w in windows]
-    sb = [w.sb_mask(mjj) for w in windows]
-    signal_sr = [m & signal for m in sr]
-    return {
-        "signal_in_sr": [int(m.sum()) for m in signal_sr],
-        "signal_selected_in_sr": passing(signal_sr),
-        "background_selected_in_sr": passing([m & ~signal for m in sr]),
-        "signal_selected_in_sidebands": passing([m & signal for m in sb]),
-        "background_selected_in_sidebands": passing([m & ~signal for m in sb]),
-    }
-
-
 def _best(outcome: MethodOutcome) -> JSON:
     best = outcome.best
     if best is None:
@@ -280,7 +251,9 @@ def _best_truth_lines(methods: dict[str, JSON]) -> list[str]:
         lines.append(
             f"- {label}: {truth['signal_selected_in_sr'][w][e]} signal and "
             f"{truth['background_selected_in_sr'][w][e]} background events selected in the SR, "
-            f"{best['background_sr']:.1f} background fitted there; "
+            f"{best['background_sr']:.1f} background fitted there "
+            f"({_fmt(truth['background_only_fit_sr'][w][e], '.1f')} fitted to the selected "
+            "background alone); "
             f"{truth['signal_selected_in_sidebands'][w][e]} signal and "
             f"{truth['background_selected_in_sidebands'][w][e]} background events selected in "
             "the sidebands"
@@ -359,7 +332,7 @@ def write_report(
             "look_elsewhere": outcome.lee,
             "limits": outcome.limits,
             "bias_test": outcome.bias,
-            "truth": _truth(data, windows, outcome),
+            "truth": None if outcome.truth is None else outcome.truth.to_dict(),
             "background_model": (
                 "sideband fit of the selected spectrum"
                 if outcome.spectra.reference_efficiency is None

@@ -17,6 +17,7 @@ import pandas as pd
 from analysis.regions import Window
 from analysis.stats import ReferenceScores, ScanResult, SelectedSpectra
 from analysis.store import JSON
+from analysis.truth import CellTruth
 
 __all__ = [
     "BestCell",
@@ -155,6 +156,8 @@ class MethodOutcome:
     limits: list[JSON] | None = None
     #: per window, bias tests and F-test choice (`BiasResult.to_dict`) when stats.bias_test
     bias: list[JSON] | None = None
+    #: what each cell selects by truth label; None when the data have no labels
+    truth: CellTruth | None = None
 
     @property
     def best(self) -> BestCell | None:

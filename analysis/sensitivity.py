@@ -27,6 +27,7 @@ from analysis.config import SearchConfig
 from analysis.executor import configured_executor
 from analysis.results import BestCell, SearchResult
 from analysis.store import JSON, write_atomic, write_json
+from analysis.truth import CellTruth
 from analysis.units import Executor
 
 __all__ = [
@@ -72,6 +73,10 @@ class SensitivityPoint:
     background_selected_in_sr: int | None = None
     signal_selected_in_sidebands: int | None = None
     background_selected_in_sidebands: int | None = None
+    #: the best cell's fit of its selected background alone, in its signal region (None: that
+    #: fit was refused): against `background_selected_in_sr` it shows what the fit does to a
+    #: background without signal
+    background_only_fit_sr: float | None = None
 
     def to_dict(self) -> JSON:
         """JSON-compatible record."""
@@ -121,14 +126,16 @@ _CELL_TRUTH = (
 )
 
 
-def _best_truth(truth: JSON | None, best: BestCell | None) -> dict[str, int | None]:
+def _best_truth(truth: CellTruth | None, best: BestCell | None) -> dict[str, float | None]:
     """The truth counts of the best cell (all None without labels or without a valid cell)."""
     if truth is None or best is None:
-        return {"signal_in_sr": None, **dict.fromkeys(_CELL_TRUTH)}
+        return {"signal_in_sr": None, "background_only_fit_sr": None, **dict.fromkeys(_CELL_TRUTH)}
     w, e = best.window_index, best.efficiency_index
+    fit = truth.background_only_fit_sr[w, e]
     return {
-        "signal_in_sr": int(truth["signal_in_sr"][w]),
-        **{key: int(truth[key][w][e]) for key in _CELL_TRUTH},
+        "signal_in_sr": int(truth.signal_in_sr[w]),
+        "background_only_fit_sr": None if np.isnan(fit) else float(fit),
+        **{key: int(getattr(truth, key)[w, e]) for key in _CELL_TRUTH},
     }
 
 
@@ -137,7 +144,6 @@ def points_of(result: SearchResult, injection: int, seed: int) -> list[Sensitivi
     points = []
     for outcome in result.outcomes:
         best = outcome.best
-        truth = result.results["methods"][outcome.label].get("truth")
         glob = None if best is None else best.global_significance
         points.append(
             SensitivityPoint(
@@ -151,7 +157,7 @@ def points_of(result: SearchResult, injection: int, seed: int) -> list[Sensitivi
                 global_p_value=None if glob is None else glob.p_value,
                 global_is_limit=False if glob is None else bool(glob.is_limit),
                 fitted_background_sr=None if best is None else best.background_sr,
-                **_best_truth(truth, best),
+                **_best_truth(outcome.truth, best),
             )
         )
     return points
@@ -305,6 +311,10 @@ def markdown(result: SensitivityResult) -> str:
     return "\n".join(lines + _truth_lines(result.points)) + "\n"
 
 
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def _truth_lines(points: Sequence[SensitivityPoint]) -> list[str]:
     """The best cells' selections by truth label: where the fitted background comes from."""
     known = [p for p in points if p.signal_selected_in_sr is not None and p.injection > 0]
@@ -314,17 +324,18 @@ def _truth_lines(points: Sequence[SensitivityPoint]) -> list[str]:
         "",
         "Best cells with signal, by truth label: what the selection passes in the signal region "
         "and in the sidebands (signal / background), and the background the sideband fit "
-        "predicts in the signal region; the fit reads the sidebands' signal as background.",
+        "predicts in the signal region; the fit reads the sidebands' signal as background. The "
+        "same fit on the selected background alone shows what it does without signal.",
         "",
         "| method | injected | seed | window | efficiency | SR | sidebands | "
-        "fitted SR background |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "fitted SR background | fitted to the background alone |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in sorted(known, key=lambda q: (q.method, q.injection, q.seed)):
         lines.append(
             f"| {p.method} | {p.injection} | {p.seed} | {p.window} | {p.efficiency:g} | "
             f"{p.signal_selected_in_sr} / {p.background_selected_in_sr} | "
             f"{p.signal_selected_in_sidebands} / {p.background_selected_in_sidebands} | "
-            f"{p.fitted_background_sr:.1f} |"
+            f"{p.fitted_background_sr:.1f} | {_number(p.background_only_fit_sr)} |"
         )
     return lines

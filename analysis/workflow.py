@@ -37,6 +37,7 @@ from analysis.stats import (
     window_limits,
 )
 from analysis.store import JSON, ResultStore, arrays_fingerprint, data_fingerprint, write_json
+from analysis.truth import cell_truth
 from analysis.units import (
     DetectorUnit,
     Executor,
@@ -294,6 +295,10 @@ def _run_units(
                 )
                 scan = scan.excluding(excluded)
         limits, bias = _limits_and_bias(config, store, label, spectra, scan, scan_config, m)
+        truth = None
+        if "label" in data.events:
+            signal = data.events["label"].to_numpy() == 1
+            truth = cell_truth(mjj, signal, gathered.matrix, spectra, scan_config)
         outcomes.append(
             MethodOutcome(
                 label=label,
@@ -307,6 +312,7 @@ def _run_units(
                 template_tests=gathered.template_tests,
                 limits=limits,
                 bias=bias,
+                truth=truth,
             )
         )
     return outcomes

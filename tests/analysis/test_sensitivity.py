@@ -131,6 +131,10 @@ def test_sensitivity_command_runs_the_search_per_injection_and_finds_the_injecte
     assert (
         points[3000]["fitted_background_sr"] == results["methods"]["cwola"]["best"]["background_sr"]
     )
+    # the signal its selection passes in the sidebands raises that fit above the one of the
+    # selected background alone
+    assert points[3000]["signal_selected_in_sidebands"] > 0
+    assert points[3000]["background_only_fit_sr"] < points[3000]["fitted_background_sr"]
     # the injected resonance is found more significantly than background fluctuations
     assert points[3000]["local_significance"] > points[0]["local_significance"] + 2
     assert seed_reaches(SensitivityPoint(**points[0]), 3.0) is not True
@@ -157,6 +161,7 @@ def test_a_record_written_before_the_truth_counts_loads_and_shows_no_truth_table
     for key in ("fitted_background_sr", "signal_selected_in_sr", "background_selected_in_sr"):
         del old[key]
     del old["signal_selected_in_sidebands"], old["background_selected_in_sidebands"]
+    del old["background_only_fit_sr"]
     loaded = SensitivityPoint(**old)
     assert loaded.signal_selected_in_sr is None
     assert "fitted SR background" not in markdown(summarise([loaded], Path(".")))

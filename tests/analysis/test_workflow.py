@@ -58,6 +58,7 @@ def test_whole_search_writes_results_plots_and_report(tmp_path):
             truth["signal_selected_in_sidebands"], truth["background_selected_in_sidebands"]
         )
         np.testing.assert_array_equal(sidebands, selected_in_fit_sidebands(result, label))
+        assert np.shape(truth["background_only_fit_sr"]) == (2, 2)
     best = saved["methods"]["cwola"]["best"]
     assert best["window"] is not None
     assert saved["windows"][best["window_index"]]["name"] == best["window"]
