@@ -27,7 +27,7 @@ from analysis.config import SearchConfig
 from analysis.executor import configured_executor
 from analysis.results import BestCell, SearchResult
 from analysis.store import JSON, write_atomic, write_json
-from analysis.truth import CellTruth
+from analysis.truth import CELL_COUNTS, CellTruth
 from analysis.units import Executor
 
 __all__ = [
@@ -118,24 +118,16 @@ def point_config(config: SearchConfig, injection: int, seed: int) -> SearchConfi
     return config.model_copy(update={"data": data, "seed": seed, "output": output})
 
 
-_CELL_TRUTH = (
-    "signal_selected_in_sr",
-    "background_selected_in_sr",
-    "signal_selected_in_sidebands",
-    "background_selected_in_sidebands",
-)
-
-
 def _best_truth(truth: CellTruth | None, best: BestCell | None) -> dict[str, float | None]:
     """The truth counts of the best cell (all None without labels or without a valid cell)."""
     if truth is None or best is None:
-        return {"signal_in_sr": None, "background_only_fit_sr": None, **dict.fromkeys(_CELL_TRUTH)}
+        return {"signal_in_sr": None, "background_only_fit_sr": None, **dict.fromkeys(CELL_COUNTS)}
     w, e = best.window_index, best.efficiency_index
     fit = truth.background_only_fit_sr[w, e]
     return {
         "signal_in_sr": int(truth.signal_in_sr[w]),
         "background_only_fit_sr": None if np.isnan(fit) else float(fit),
-        **{key: int(getattr(truth, key)[w, e]) for key in _CELL_TRUTH},
+        **{key: int(getattr(truth, key)[w, e]) for key in CELL_COUNTS},
     }
 
 

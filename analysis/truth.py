@@ -10,6 +10,7 @@ the sidebands and that the real fit reads as background.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,16 @@ import numpy as np
 from analysis.stats import ScanConfig, SelectedSpectra, scan_spectra
 from analysis.store import JSON
 
-__all__ = ["CellTruth", "cell_truth"]
+__all__ = ["CELL_COUNTS", "CellTruth", "background_fit_bias", "cell_truth"]
+
+
+#: the per-cell counts of a `CellTruth`, by label and region
+CELL_COUNTS = (
+    "signal_selected_in_sr",
+    "background_selected_in_sr",
+    "signal_selected_in_sidebands",
+    "background_selected_in_sidebands",
+)
 
 
 @dataclass(frozen=True)
@@ -35,19 +45,48 @@ class CellTruth:
     #: alone: its signal-region prediction (NaN where that fit is refused)
     background_only_fit_sr: np.ndarray
 
+    @classmethod
+    def from_dict(cls, record: JSON) -> CellTruth:
+        """The truth of a `to_dict` record (a results.json `truth` entry)."""
+        fit = [
+            [np.nan if v is None else v for v in row] for row in record["background_only_fit_sr"]
+        ]
+        return cls(
+            signal_in_sr=np.asarray(record["signal_in_sr"], int),
+            **{key: np.asarray(record[key], int) for key in CELL_COUNTS},
+            background_only_fit_sr=np.asarray(fit, float),
+        )
+
     def to_dict(self) -> JSON:
         """JSON-compatible record (the `truth` entry of results.json)."""
         fit = self.background_only_fit_sr
         return {
             "signal_in_sr": self.signal_in_sr.tolist(),
-            "signal_selected_in_sr": self.signal_selected_in_sr.tolist(),
-            "background_selected_in_sr": self.background_selected_in_sr.tolist(),
-            "signal_selected_in_sidebands": self.signal_selected_in_sidebands.tolist(),
-            "background_selected_in_sidebands": self.background_selected_in_sidebands.tolist(),
+            **{key: getattr(self, key).tolist() for key in CELL_COUNTS},
             "background_only_fit_sr": [
                 [None if np.isnan(v) else float(v) for v in row] for row in fit
             ],
         }
+
+
+def background_fit_bias(truths: Sequence[CellTruth]) -> np.ndarray:
+    """Per efficiency, the median over windows (and searches) of fitted over true background.
+
+    Both are the selected background alone in the signal region: the ratio is what the
+    selection and the sideband fit do to a spectrum without signal (1: no bias; below 1: the
+    fit predicts less than the selection keeps, a sculpted excess). NaN where no cell has both.
+    """
+    if not truths:
+        raise ValueError("need the truth of at least one search")
+    ratios = []
+    for truth in truths:
+        true = truth.background_selected_in_sr.astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios.append(np.where(true > 0, truth.background_only_fit_sr / true, np.nan))
+    stacked = np.concatenate(ratios)
+    return np.array(
+        [np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in stacked.T]
+    )
 
 
 def cell_truth(

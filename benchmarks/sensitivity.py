@@ -40,6 +40,7 @@ from analysis.sensitivity import (
     summarise,
 )
 from analysis.store import write_atomic, write_json
+from analysis.truth import CellTruth, background_fit_bias
 from benchmarks.sic_vs_injection import (
     REPO,
     RESULTS,
@@ -65,6 +66,14 @@ def point_search(config, injection: int, seed: int, work: Path):
     return point_config(config, injection, seed).model_copy(update={"output": search})
 
 
+def search_record(result, injection: int, seed: int) -> dict:
+    """What a unit keeps of its search: each method's best cell and every cell's truth."""
+    return {
+        "points": [p.to_dict() for p in points_of(result, injection, seed)],
+        "truth": {o.label: o.truth.to_dict() for o in result.outcomes if o.truth is not None},
+    }
+
+
 def run_unit(config, injection: int, seed: int, work: Path) -> None:
     """Run one search in this process and write its record: best cells, cost, machine load."""
     from analysis.workflow import run_search
@@ -77,7 +86,7 @@ def run_unit(config, injection: int, seed: int, work: Path) -> None:
     record = {
         "injection": injection,
         "seed": seed,
-        "points": [p.to_dict() for p in points_of(result, injection, seed)],
+        **search_record(result, injection, seed),
         "n_signal_in_data": result.data.description.n_signal,
         "wall_seconds": time.perf_counter() - wall,
         "cpu_seconds": time.process_time() - cpu,
@@ -105,7 +114,7 @@ def rewrite_points(config, injection: int, seed: int, work: Path) -> None:
     result = run_search(
         point_search(config, injection, seed, work), executor=InProcessExecutor(progress=False)
     )
-    record["points"] = [p.to_dict() for p in points_of(result, injection, seed)]
+    record.update(search_record(result, injection, seed))
     record["points_rewritten"] = {
         "code": code,
         "wall_seconds": time.perf_counter() - wall,
@@ -155,6 +164,40 @@ def plot(result: SensitivityResult, path: Path) -> Path:
     return path
 
 
+def fit_bias(records: list[dict], efficiencies) -> dict[str, dict]:
+    """Per method, `background_fit_bias` over the searches whose records keep their truth."""
+    truths: dict[str, list[CellTruth]] = {}
+    for record in records:
+        for method, truth in record.get("truth", {}).items():
+            truths.setdefault(method, []).append(CellTruth.from_dict(truth))
+    return {
+        method: {
+            "n_searches": len(found),
+            "median": [None if np.isnan(v) else float(v) for v in background_fit_bias(found)],
+        }
+        for method, found in truths.items()
+    }
+
+
+def fit_bias_markdown(bias: dict[str, dict], efficiencies) -> str:
+    """The fit-over-truth medians as a markdown table ('' without any)."""
+    if not bias:
+        return ""
+    lines = [
+        "",
+        "The sideband fit of each cell's selected background alone over the true selected "
+        "background in its signal region, median over windows and searches (1: no bias; below "
+        "1: the selection keeps more background in the signal region than the fit predicts).",
+        "",
+        "| method | searches | " + " | ".join(f"{e:g}" for e in efficiencies) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in efficiencies) + " |",
+    ]
+    for method, row in bias.items():
+        cells = ["n/a" if v is None else f"{v:.3f}" for v in row["median"]]
+        lines.append(f"| {method} | {row['n_searches']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_summary(args, units: list[tuple[int, int]]) -> None:
     """Gather the finished searches into the JSON, the markdown table and the plot."""
     code = git_commit()
@@ -167,7 +210,9 @@ def write_summary(args, units: list[tuple[int, int]]) -> None:
             missing.append({"injection": injection, "seed": seed})
     points = [SensitivityPoint(**p) for r in records for p in r["points"]]
     result = summarise(points, args.work_dir)
-    table = markdown(result)
+    efficiencies = load_config(args.config).stats.efficiencies
+    bias = fit_bias(records, efficiencies)
+    table = markdown(result) + fit_bias_markdown(bias, efficiencies)
     if missing:
         table += (
             "\nSearches not run (injection, seed): "
@@ -194,6 +239,13 @@ def write_summary(args, units: list[tuple[int, int]]) -> None:
             "missing": missing,
             "reach": {m: [r.to_dict() for r in rs] for m, rs in result.reach.items()},
             "null_global_p_values": result.null_p_values,
+            "background_alone_fit_over_truth": {
+                "rule": "analysis.truth.background_fit_bias: per efficiency, the median over "
+                "windows and searches of each cell's sideband fit of its selected background "
+                "alone over the true selected background in the signal region",
+                "efficiencies": list(efficiencies),
+                "methods": bias,
+            },
             "units": records,
             "plots": plots,
         },

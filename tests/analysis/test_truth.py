@@ -1,5 +1,7 @@
 """Truth of a search's cells on labelled data: selections by label, the background fitted alone."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ from analysis.regions import Window
 from analysis.stats.dijet import fixed_width_edges, sample_dijet
 from analysis.stats.scan import ScanConfig, scan_spectra
 from analysis.stats.selection import select_spectra
-from analysis.truth import cell_truth
+from analysis.truth import CELL_COUNTS, CellTruth, background_fit_bias, cell_truth
 
 EDGES = fixed_width_edges(2.6, 6.0)
 SHAPE = np.array([0.0, 7.88, 5.25, 1.22])
@@ -97,3 +99,24 @@ def test_labels_or_scores_of_the_wrong_shape_are_refused():
         cell_truth(mjj, signal[:-1], scores, spectra, CONFIG)
     with pytest.raises(ValueError, match="labels like mjj"):
         cell_truth(mjj, signal, scores[:1], spectra, CONFIG)
+
+
+def test_a_truth_record_reads_back_as_it_was_written():
+    mjj, signal, scores = events(5)
+    _, truth = truth_of(mjj, signal, scores)
+    back = CellTruth.from_dict(json.loads(json.dumps(truth.to_dict())))
+    for key in ("signal_in_sr", *CELL_COUNTS, "background_only_fit_sr"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(truth, key))
+
+
+def test_the_fit_bias_is_the_median_ratio_per_efficiency_and_shows_sculpting():
+    blind = [truth_of(*events(seed))[1] for seed in (6, 7)]
+    sculpted = truth_of(*events(8, sculpt=0.05))[1]
+    bias = background_fit_bias(blind)
+    ratios = np.concatenate([t.background_only_fit_sr / t.background_selected_in_sr for t in blind])
+    assert bias[1] == pytest.approx(np.median(ratios[:, 1]))
+    assert bias[1] == pytest.approx(1.0, abs=0.05)
+    # the selection that keeps signal-region background: its fit falls short in that window
+    assert background_fit_bias([sculpted])[1] < bias[1]
+    with pytest.raises(ValueError, match="at least one"):
+        background_fit_bias([])
