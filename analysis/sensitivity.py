@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +27,11 @@ from analysis.config import SearchConfig
 from analysis.executor import configured_executor
 from analysis.results import BestCell, SearchResult
 from analysis.store import JSON, write_atomic, write_json
-from analysis.truth import CELL_COUNTS, CellTruth
+from analysis.truth import CELL_COUNTS, CellTruth, background_fit_bias
 from analysis.units import Executor
 
 __all__ = [
+    "FitBias",
     "Reach",
     "SensitivityPoint",
     "SensitivityResult",
@@ -107,6 +108,26 @@ class SensitivityResult:
     reach: dict[str, list[Reach]]
     #: per method, the global p-values of the runs without injected signal (one per seed)
     null_p_values: dict[str, list[float | None]]
+    #: per method with labelled searches, what its selections and fits do to the background
+    fit_bias: dict[str, FitBias] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FitBias:
+    """A method's background-alone fit over its true selected background, per efficiency."""
+
+    efficiencies: tuple[float, ...]
+    #: `analysis.truth.background_fit_bias` over every cell of its labelled searches
+    median: np.ndarray
+    n_searches: int
+
+    def to_dict(self) -> JSON:
+        """JSON-compatible record."""
+        return {
+            "efficiencies": list(self.efficiencies),
+            "median": [None if np.isnan(v) else float(v) for v in self.median],
+            "n_searches": self.n_searches,
+        }
 
 
 def point_config(config: SearchConfig, injection: int, seed: int) -> SearchConfig:
@@ -183,8 +204,16 @@ def first_reach(points: Sequence[SensitivityPoint], threshold: float) -> Reach:
     return Reach(threshold, None, tuple(undecided))
 
 
-def summarise(points: Sequence[SensitivityPoint], output: Path) -> SensitivityResult:
-    """Per method where it first reaches each threshold, and its global p-values without signal."""
+def summarise(
+    points: Sequence[SensitivityPoint],
+    output: Path,
+    truths: Mapping[str, Sequence[CellTruth]] | None = None,
+    efficiencies: Sequence[float] = (),
+) -> SensitivityResult:
+    """Per method: where it first reaches each threshold, null p-values, background fit bias.
+
+    The fit bias comes from the cells' `truths` of each method's labelled searches.
+    """
     methods = list(dict.fromkeys(p.method for p in points))
     reach = {
         m: [first_reach([p for p in points if p.method == m], t) for t in THRESHOLDS]
@@ -193,7 +222,12 @@ def summarise(points: Sequence[SensitivityPoint], output: Path) -> SensitivityRe
     null = {
         m: [p.global_p_value for p in points if p.method == m and p.injection == 0] for m in methods
     }
-    return SensitivityResult(output, list(points), reach, null)
+    bias = {
+        m: FitBias(tuple(efficiencies), background_fit_bias(found), len(found))
+        for m, found in (truths or {}).items()
+        if found
+    }
+    return SensitivityResult(output, list(points), reach, null, bias)
 
 
 def run_sensitivity(
@@ -219,6 +253,7 @@ def run_sensitivity(
     if len(set(injections)) != len(injections) or len(set(seeds)) != len(seeds):
         raise ValueError(f"injections {list(injections)} and seeds {list(seeds)} must not repeat")
     points: list[SensitivityPoint] = []
+    truths: dict[str, list[CellTruth]] = {}
     costs: list[JSON] = []
     with contextlib.ExitStack() as stack:
         if executor is None:
@@ -228,6 +263,9 @@ def run_sensitivity(
                 wall, cpu = time.perf_counter(), _cpu_seconds()
                 result = run_search(point_config(config, injection, seed), executor=executor)
                 points += points_of(result, injection, seed)
+                for outcome in result.outcomes:
+                    if outcome.truth is not None:
+                        truths.setdefault(outcome.label, []).append(outcome.truth)
                 costs.append(
                     {
                         "injection": injection,
@@ -236,7 +274,7 @@ def run_sensitivity(
                         "cpu_seconds": _cpu_seconds() - cpu,
                     }
                 )
-    out = summarise(points, Path(config.output))
+    out = summarise(points, Path(config.output), truths, config.stats.efficiencies)
     write_json(
         out.output / "sensitivity.json",
         {
@@ -245,6 +283,7 @@ def run_sensitivity(
             "points": [p.to_dict() for p in points],
             "reach": {m: [r.to_dict() for r in rs] for m, rs in out.reach.items()},
             "null_global_p_values": out.null_p_values,
+            "background_alone_fit_over_truth": {m: b.to_dict() for m, b in out.fit_bias.items()},
             "cost": costs,
         },
     )
@@ -300,7 +339,28 @@ def markdown(result: SensitivityResult) -> str:
                 text += f" (undecided at {', '.join(map(str, r.undecided_below))})"
             cells.append(text)
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + _truth_lines(result.points)) + "\n"
+    lines += _truth_lines(result.points) + _fit_bias_lines(result.fit_bias)
+    return "\n".join(lines) + "\n"
+
+
+def _fit_bias_lines(bias: Mapping[str, FitBias]) -> list[str]:
+    """The background-alone fit over truth per method and efficiency ([] without labels)."""
+    if not bias:
+        return []
+    efficiencies = next(iter(bias.values())).efficiencies
+    lines = [
+        "",
+        "The sideband fit of each cell's selected background alone over the true selected "
+        "background in its signal region, median over windows and searches (1: no bias; below "
+        "1: the selection keeps more background in the signal region than the fit predicts).",
+        "",
+        "| method | searches | " + " | ".join(f"{e:g}" for e in efficiencies) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in efficiencies) + " |",
+    ]
+    for method, row in bias.items():
+        cells = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in row.median]
+        lines.append(f"| {method} | {row.n_searches} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _number(value: float | None) -> str:

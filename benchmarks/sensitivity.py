@@ -40,7 +40,7 @@ from analysis.sensitivity import (
     summarise,
 )
 from analysis.store import write_atomic, write_json
-from analysis.truth import CellTruth, background_fit_bias
+from analysis.truth import CellTruth
 from benchmarks.sic_vs_injection import (
     REPO,
     RESULTS,
@@ -164,38 +164,13 @@ def plot(result: SensitivityResult, path: Path) -> Path:
     return path
 
 
-def fit_bias(records: list[dict], efficiencies) -> dict[str, dict]:
-    """Per method, `background_fit_bias` over the searches whose records keep their truth."""
+def record_truths(records: list[dict]) -> dict[str, list[CellTruth]]:
+    """Per method, the cells' truth of each search whose record keeps it."""
     truths: dict[str, list[CellTruth]] = {}
     for record in records:
         for method, truth in record.get("truth", {}).items():
             truths.setdefault(method, []).append(CellTruth.from_dict(truth))
-    return {
-        method: {
-            "n_searches": len(found),
-            "median": [None if np.isnan(v) else float(v) for v in background_fit_bias(found)],
-        }
-        for method, found in truths.items()
-    }
-
-
-def fit_bias_markdown(bias: dict[str, dict], efficiencies) -> str:
-    """The fit-over-truth medians as a markdown table ('' without any)."""
-    if not bias:
-        return ""
-    lines = [
-        "",
-        "The sideband fit of each cell's selected background alone over the true selected "
-        "background in its signal region, median over windows and searches (1: no bias; below "
-        "1: the selection keeps more background in the signal region than the fit predicts).",
-        "",
-        "| method | searches | " + " | ".join(f"{e:g}" for e in efficiencies) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in efficiencies) + " |",
-    ]
-    for method, row in bias.items():
-        cells = ["n/a" if v is None else f"{v:.3f}" for v in row["median"]]
-        lines.append(f"| {method} | {row['n_searches']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return truths
 
 
 def write_summary(args, units: list[tuple[int, int]]) -> None:
@@ -209,10 +184,9 @@ def write_summary(args, units: list[tuple[int, int]]) -> None:
         else:
             missing.append({"injection": injection, "seed": seed})
     points = [SensitivityPoint(**p) for r in records for p in r["points"]]
-    result = summarise(points, args.work_dir)
     efficiencies = load_config(args.config).stats.efficiencies
-    bias = fit_bias(records, efficiencies)
-    table = markdown(result) + fit_bias_markdown(bias, efficiencies)
+    result = summarise(points, args.work_dir, record_truths(records), efficiencies)
+    table = markdown(result)
     if missing:
         table += (
             "\nSearches not run (injection, seed): "
@@ -243,8 +217,7 @@ def write_summary(args, units: list[tuple[int, int]]) -> None:
                 "rule": "analysis.truth.background_fit_bias: per efficiency, the median over "
                 "windows and searches of each cell's sideband fit of its selected background "
                 "alone over the true selected background in the signal region",
-                "efficiencies": list(efficiencies),
-                "methods": bias,
+                "methods": {m: b.to_dict() for m, b in result.fit_bias.items()},
             },
             "units": records,
             "plots": plots,

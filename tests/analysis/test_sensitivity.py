@@ -139,10 +139,15 @@ def test_sensitivity_command_runs_the_search_per_injection_and_finds_the_injecte
     assert points[3000]["local_significance"] > points[0]["local_significance"] + 2
     assert seed_reaches(SensitivityPoint(**points[0]), 3.0) is not True
     assert len(saved["null_global_p_values"]["cwola"]) == 1
+    # both labelled searches measure what the selections and fits do to the background alone
+    bias = saved["background_alone_fit_over_truth"]["cwola"]
+    assert (bias["n_searches"], bias["efficiencies"]) == (2, [1.0, 0.1])
+    assert all(0.5 < r < 2.0 for r in bias["median"])
     table = (output / "sensitivity.md").read_text()
-    # a row per injection, one of the reach, one of the truth at 3000
-    assert table.count("| cwola |") == 4
+    # a row per injection, one of the reach, one of the truth at 3000, one of the fit bias
+    assert table.count("| cwola |") == 5
     assert "Injections searched: 0, 3000." in table
+    assert "| cwola | 2 | " in table  # the fit bias over both searches
     # the truth table lists the cells with signal only
     assert "| cwola | 3000 | 3 |" in table
     assert "| cwola | 0 | 3 |" not in table
