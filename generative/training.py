@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -114,8 +115,13 @@ def _batches(
 ) -> Iterator[list[torch.Tensor | None]]:
     n = next(t for t in tensors if t is not None).shape[0]
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+    edges = [*range(0, n, batch_size), n]
+    # A lone trailing event joins the batch before it: batch statistics (a flow's batch
+    # normalisation) of a single event are NaN and would end the training.
+    if len(edges) > 2 and n - edges[-2] < 2:
+        del edges[-2]
+    for start, stop in itertools.pairwise(edges):
+        idx = order[start:stop]
         yield [None if t is None else t[idx] for t in tensors]
 
 

@@ -122,3 +122,27 @@ def test_invalid_config_names_the_setting(field, value):
 def test_coerce_rejects_unknown_keys():
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainingConfig.coerce({"epoch": 3})
+
+
+def test_a_lone_trailing_event_joins_the_last_batch_so_batch_statistics_stay_finite():
+    # 401 training events at batch 100: a last batch of one event would give batch
+    # normalisation a NaN variance; the flow trains through instead.
+    from generative.flows import MAF
+
+    rng = np.random.default_rng(0)
+    x, context = rng.normal(size=(401, 2)), rng.uniform(size=(401, 1))
+    training = {"epochs": 2, "batch_size": 100, "validation_fraction": 0.0}
+    flow = MAF(n_transforms=2, hidden_features=8, training=training, random_state=0)
+    flow.fit(x, context)
+    assert flow.history_.n_train == 401
+    assert np.all(np.isfinite(flow.history_.train_loss))
+
+
+def test_every_event_is_in_one_training_batch_per_epoch():
+    from generative.training import _batches
+
+    index = torch.arange(9)
+    for n, sizes in ((9, [4, 5]), (8, [4, 4]), (1, [1])):
+        batches = list(_batches([index[:n]], 4, torch.Generator().manual_seed(0)))
+        assert [len(b[0]) for b in batches] == sizes
+        assert sorted(torch.cat([b[0] for b in batches]).tolist()) == list(range(n))
