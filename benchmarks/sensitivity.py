@@ -100,7 +100,7 @@ def run_unit(config, injection: int, seed: int, work: Path) -> None:
 
 
 def rewrite_points(config, injection: int, seed: int, work: Path) -> None:
-    """Rewrite a finished unit's best cells with the current code from its stored search.
+    """Rewrite a finished unit's best cells and truth with the current code from its search.
 
     The search resumes from its results folder (every detector unit and pseudo-experiment is
     read back, nothing is trained again), so the record keeps the cost and code of the run
@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         nargs=2,
         type=int,
         metavar=("INJECTION", "SEED"),
-        help="rewrite a finished unit's best cells from its stored search (no retraining)",
+        help="rewrite a finished unit's best cells and truth from its stored search (no "
+        "retraining)",
     )
     args = parser.parse_args(argv)
     config = with_data_dir(load_config(args.config), args.data_dir)
