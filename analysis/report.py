@@ -235,7 +235,7 @@ def _closure_lines(closure: list[JSON] | None) -> list[str]:
     return lines
 
 
-def _best_truth_lines(methods: dict[str, JSON]) -> list[str]:
+def _best_truth_lines(outcomes: Sequence[MethodOutcome]) -> list[str]:
     """Each best cell's selection by label, beside the background its fit predicts."""
     lines = [
         "",
@@ -243,19 +243,19 @@ def _best_truth_lines(methods: dict[str, JSON]) -> list[str]:
         "background):",
         "",
     ]
-    for label, m in methods.items():
-        best, truth = m["best"], m["truth"]
-        if best["window"] is None:
+    for outcome in outcomes:
+        best = outcome.best
+        if best is None or outcome.truth is None:
             continue
-        w, e = best["window_index"], best["efficiency_index"]
+        cell = outcome.truth.at(best.window_index, best.efficiency_index)
         lines.append(
-            f"- {label}: {truth['signal_selected_in_sr'][w][e]} signal and "
-            f"{truth['background_selected_in_sr'][w][e]} background events selected in the SR, "
-            f"{best['background_sr']:.1f} background fitted there "
-            f"({_fmt(truth['background_only_fit_sr'][w][e], '.1f')} fitted to the selected "
+            f"- {outcome.label}: {cell['signal_selected_in_sr']} signal and "
+            f"{cell['background_selected_in_sr']} background events selected in the SR, "
+            f"{best.background_sr:.1f} background fitted there "
+            f"({_fmt(cell['background_only_fit_sr'], '.1f')} fitted to the selected "
             "background alone); "
-            f"{truth['signal_selected_in_sidebands'][w][e]} signal and "
-            f"{truth['background_selected_in_sidebands'][w][e]} background events selected in "
+            f"{cell['signal_selected_in_sidebands']} signal and "
+            f"{cell['background_selected_in_sidebands']} background events selected in "
             "the sidebands"
         )
     return lines
@@ -267,6 +267,7 @@ def _markdown(
     windows: Sequence[Window],
     methods: dict[str, JSON],
     plots: dict[str, MethodPlots],
+    outcomes: Sequence[MethodOutcome],
 ) -> str:
     about = data.description
     lines = [
@@ -295,7 +296,7 @@ def _markdown(
     if truth is not None and about.n_signal:
         lines += ["", f"Injected signal: {about.n_signal} events; in each SR:", ""]
         lines += [f"- {w.name}: {n}" for w, n in zip(windows, truth["signal_in_sr"], strict=True)]
-        lines += _best_truth_lines(methods)
+        lines += _best_truth_lines(outcomes)
     for label, files in plots.items():
         method = methods[label]
         lines += ["", f"## {label}", "", _link(files.significance), _link(files.scores)]
@@ -355,5 +356,5 @@ def write_report(
         "plots": {k: [str(p.relative_to(output)) for p in v.all()] for k, v in plots.items()},
     }
     write_json(output / "results.json", results)
-    write_atomic(output / "report.md", _markdown(config, data, windows, methods, plots))
+    write_atomic(output / "report.md", _markdown(config, data, windows, methods, plots, outcomes))
     return results

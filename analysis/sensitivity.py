@@ -142,16 +142,10 @@ def point_config(config: SearchConfig, injection: int, seed: int) -> SearchConfi
 
 
 def _best_truth(truth: CellTruth | None, best: BestCell | None) -> dict[str, float | None]:
-    """The truth counts of the best cell (all None without labels or without a valid cell)."""
+    """The truth of the best cell (all None without labels or without a valid cell)."""
     if truth is None or best is None:
         return {"signal_in_sr": None, "background_only_fit_sr": None, **dict.fromkeys(CELL_COUNTS)}
-    w, e = best.window_index, best.efficiency_index
-    fit = truth.background_only_fit_sr[w, e]
-    return {
-        "signal_in_sr": int(truth.signal_in_sr[w]),
-        "background_only_fit_sr": None if np.isnan(fit) else float(fit),
-        **{key: int(getattr(truth, key)[w, e]) for key in CELL_COUNTS},
-    }
+    return truth.at(best.window_index, best.efficiency_index)
 
 
 def points_of(result: SearchResult, injection: int, seed: int) -> list[SensitivityPoint]:

@@ -57,6 +57,15 @@ class CellTruth:
             background_only_fit_sr=np.asarray(fit, float),
         )
 
+    def at(self, w: int, e: int) -> dict[str, float | None]:
+        """Cell (w, e): its window's signal, its counts and its background-alone fit (or None)."""
+        fit = self.background_only_fit_sr[w, e]
+        return {
+            "signal_in_sr": int(self.signal_in_sr[w]),
+            **{key: int(getattr(self, key)[w, e]) for key in CELL_COUNTS},
+            "background_only_fit_sr": None if np.isnan(fit) else float(fit),
+        }
+
     def to_dict(self) -> JSON:
         """JSON-compatible record (the `truth` entry of results.json)."""
         fit = self.background_only_fit_sr
@@ -108,28 +117,25 @@ def cell_truth(
             f"need labels like mjj {mjj.shape} and ({n_windows}, {mjj.size}) scores, got "
             f"{signal.shape} and {scores.shape}"
         )
-    counts = {
-        key: np.zeros((n_windows, n_effs), int) for key in ("sig_sr", "bkg_sr", "sig_sb", "bkg_sb")
-    }
+    counts = {key: np.zeros((n_windows, n_effs), int) for key in CELL_COUNTS}
+    signal_in_sr = np.zeros(n_windows, int)
     background_counts = np.zeros_like(spectra.counts)
     for w, window in enumerate(spectra.windows):
         sr, sb = window.sr_mask(mjj), window.sb_mask(mjj)
+        signal_in_sr[w] = np.sum(sr & signal)
+        # in the order of CELL_COUNTS: signal and background, in the SR and in the sidebands
+        masks = (sr & signal, sr & ~signal, sb & signal, sb & ~signal)
         for e, threshold in enumerate(spectra.thresholds[w]):
             passed = scores[w] > threshold
-            counts["sig_sr"][w, e] = np.sum(passed & sr & signal)
-            counts["bkg_sr"][w, e] = np.sum(passed & sr & ~signal)
-            counts["sig_sb"][w, e] = np.sum(passed & sb & signal)
-            counts["bkg_sb"][w, e] = np.sum(passed & sb & ~signal)
+            for key, mask in zip(CELL_COUNTS, masks, strict=True):
+                counts[key][w, e] = np.sum(passed & mask)
             background_counts[w, e], _ = np.histogram(mjj[passed & ~signal], bins=spectra.edges)
     inclusive, _ = np.histogram(mjj[~signal], bins=spectra.edges)
     background_only = scan_spectra(
         spectra.replace_counts(inclusive.astype(float), background_counts), config
     )
     return CellTruth(
-        signal_in_sr=np.array([np.sum(w.sr_mask(mjj) & signal) for w in spectra.windows]),
-        signal_selected_in_sr=counts["sig_sr"],
-        background_selected_in_sr=counts["bkg_sr"],
-        signal_selected_in_sidebands=counts["sig_sb"],
-        background_selected_in_sidebands=counts["bkg_sb"],
+        signal_in_sr=signal_in_sr,
+        **counts,
         background_only_fit_sr=background_only.background_sr,
     )

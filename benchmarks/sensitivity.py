@@ -173,7 +173,7 @@ def record_truths(records: list[dict]) -> dict[str, list[CellTruth]]:
     return truths
 
 
-def write_summary(args, units: list[tuple[int, int]]) -> None:
+def write_summary(args, units: list[tuple[int, int]], efficiencies: list[float]) -> None:
     """Gather the finished searches into the JSON, the markdown table and the plot."""
     code = git_commit()
     records, missing = [], []
@@ -184,7 +184,6 @@ def write_summary(args, units: list[tuple[int, int]]) -> None:
         else:
             missing.append({"injection": injection, "seed": seed})
     points = [SensitivityPoint(**p) for r in records for p in r["points"]]
-    efficiencies = load_config(args.config).stats.efficiencies
     result = summarise(points, args.work_dir, record_truths(records), efficiencies)
     table = markdown(result)
     if missing:
@@ -265,8 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         command = [sys.executable, __file__, "--unit", str(injection), str(seed)]
         command += ["--config", str(args.config), "--data-dir", str(args.data_dir)]
         subprocess.run([*command, "--work-dir", str(args.work_dir)], check=True)
-        write_summary(args, units)
-    write_summary(args, units)
+        write_summary(args, units, config.stats.efficiencies)
+    write_summary(args, units, config.stats.efficiencies)
 
 
 if __name__ == "__main__":
