@@ -213,9 +213,10 @@ def cost_markdown(cost: dict[str, Any]) -> str:
             f"| {num(m['median_unit_wall_seconds'], '.0f')} | {num(m['grid_cpu_hours'], '.2f')} |"
         )
     for s in cost["shared"].values():
+        sideband = s["median_sideband_cpu_seconds"]
+        fit = "sideband fit" if sideband is None else f"sideband fit {sideband:.0f} CPU-s"
         lines.append(
-            f"| shared by {', '.join(s['methods'])} (sideband fit "
-            f"{num(s['median_sideband_cpu_seconds'], '.0f')} CPU-s, data) | "
+            f"| shared by {', '.join(s['methods'])} ({fit}, data) | "
             f"{s['n_sets_measured']} sets | {num(s['median_shared_cpu_seconds'], '.0f')} | | "
             f"{num(s['grid_cpu_hours'], '.2f')} |"
         )
