@@ -10,6 +10,12 @@ in [0, 1]) are learnt together by maximising the mixture likelihood of the SR da
 folds. The mjj distributions of signal and background inside the SR are taken to be equal (only
 x given m is modelled). The score is log p_sig(x | m) - log p_bg(x | m), floored as ANODE's.
 
+The mixture likelihood has more than one optimum: besides the signal, the signal flow can settle
+on where the data exceed the interpolated background by mismodelling or fluctuation, and such a
+fold model ranks the signal below the background. Each fold therefore trains several signal
+flows from different initialisations on the same validation split and keeps the one with the
+lowest validation loss (benchmarks/ranode_restarts.py measures what this does on the LHCO data).
+
 The signal flow lives in the background model's preprocessed space (its feature and context
 preprocessing, fitted on the sidebands): the preprocessing's log-Jacobian is common to both
 components, so the mixture likelihood needs only their latent densities.
@@ -111,6 +117,8 @@ class MixtureFold:
     signal: SignalMixture
     background: DensityModel
     floor: float
+    #: best validation loss of each restart of this fold's training; the kept one is the lowest
+    restart_losses: tuple[float, ...] = ()
 
     @property
     def fraction(self) -> float:
@@ -134,6 +142,14 @@ class MixtureFold:
         return log_density_ratio(self.log_prob_signal(X, mjj), log_p_bg, self.floor)
 
 
+@dataclass(frozen=True)
+class _TrainedSignal:
+    """A trained signal mixture and its best validation loss (NaN without validation events)."""
+
+    module: SignalMixture
+    validation_loss: float
+
+
 class RANODE(ANODE):
     """Residual ANODE: a signal flow and signal fraction fitted over the fixed background.
 
@@ -143,9 +159,12 @@ class RANODE(ANODE):
     instead, so no second copy is trained. The signal flow is an affine MAF of
     `signal_transforms` MADE blocks with `signal_hidden` units, trained with `signal_training`
     (fields of `TrainingConfig` updating `SIGNAL_TRAINING`; its validation share of the fold's
-    SR events picks the best epoch) from a signal fraction of `initial_fraction`. Fitted
-    attributes besides the base ones: `signal_fractions_` (w learnt by each fold model, also in
-    `result_.diagnostics`). `score_samples` needs `mjj`.
+    SR events picks the best epoch) from a signal fraction of `initial_fraction`. Each fold
+    trains `n_restarts` signal flows from different seeds on the same validation events and
+    keeps the one with the lowest validation loss (1: a single start). Fitted attributes besides
+    the base ones: `signal_fractions_` (w learnt by each fold model) and `restart_losses_` (per
+    fold the validation loss of each restart), both also in `result_.diagnostics`.
+    `score_samples` needs `mjj`.
     """
 
     def __init__(
@@ -159,6 +178,7 @@ class RANODE(ANODE):
         signal_training: dict[str, Any] | None = None,
         initial_fraction: float = 0.01,
         fraction_speed: float = 30.0,
+        n_restarts: int = 5,
         log_density_floor: float = -100.0,
         n_folds: int = 5,
         random_state: int | None = None,
@@ -176,6 +196,7 @@ class RANODE(ANODE):
         self.signal_training = signal_training
         self.initial_fraction = initial_fraction
         self.fraction_speed = fraction_speed
+        self.n_restarts = n_restarts
 
     @property
     def signal_fractions_(self) -> np.ndarray:
@@ -183,20 +204,34 @@ class RANODE(ANODE):
         check_is_fitted(self, ("fold_models_",))
         return np.array([model.fraction for model in self.fold_models_])
 
+    @property
+    def restart_losses_(self) -> np.ndarray:
+        """Per fold (rows) the best validation loss of each restart (columns)."""
+        check_is_fitted(self, ("fold_models_",))
+        return np.array([model.restart_losses for model in self.fold_models_])
+
     def _check_settings(self) -> None:
         if not 0 < self.initial_fraction < 1:
             raise ValueError(f"initial_fraction must be in (0, 1), got {self.initial_fraction}")
-        for name in ("signal_transforms", "signal_hidden"):
+        for name in ("signal_transforms", "signal_hidden", "n_restarts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
     def _diagnostics(self) -> dict[str, Any]:
-        return {"signal_fractions": self.signal_fractions_.tolist()}
+        return {
+            "signal_fractions": self.signal_fractions_.tolist(),
+            "restart_losses": self.restart_losses_.tolist(),
+        }
 
     def _prepare(self, window: WindowEvents, seed: np.random.SeedSequence) -> None:
         self._check_settings()
         self.training_config_ = TrainingConfig.coerce(self.signal_training, SIGNAL_TRAINING)
+        if self.n_restarts > 1 and self.training_config_.validation_fraction <= 0:
+            raise ValueError(
+                f"n_restarts={self.n_restarts} needs validation events to choose between the "
+                "restarts: set signal_training validation_fraction above 0"
+            )
         super()._prepare(window, seed)
 
     def _fit_fold(
@@ -212,19 +247,37 @@ class RANODE(ANODE):
         split_seed, torch_seed = seed.spawn(2)
         rng = np.random.default_rng(split_seed)
         tr, va = split_indices(len(z), config.validation_fraction, rng)
-        torch_seed = seed_int(torch_seed)
-        with seeded(torch_seed):
-            flow = _signal_flow(X.shape[1], self.signal_transforms, self.signal_hidden)
-            module = SignalMixture(flow, self.initial_fraction, self.fraction_speed)
         tensors = [to_tensor(a) for a in (z, c, log_q_bg)]
-        train(
+        # The first restart keeps the seed a single start has, so n_restarts=1 is unchanged.
+        restart_seeds = [torch_seed, *torch_seed.spawn(self.n_restarts - 1)]
+        losses, best = [], None
+        for restart_seed in restart_seeds:
+            trained = self._train_signal(tensors, tr, va, X.shape[1], seed_int(restart_seed))
+            losses.append(trained.validation_loss)
+            if best is None or trained.validation_loss < best.validation_loss:
+                best = trained
+        return MixtureFold(best.module, background, self.log_density_floor, tuple(losses))
+
+    def _train_signal(
+        self,
+        tensors: list[torch.Tensor],
+        tr: np.ndarray,
+        va: np.ndarray,
+        n_features: int,
+        seed: int,
+    ) -> _TrainedSignal:
+        """One signal flow and fraction trained from the initialisation of `seed`."""
+        with seeded(seed):
+            flow = _signal_flow(n_features, self.signal_transforms, self.signal_hidden)
+            module = SignalMixture(flow, self.initial_fraction, self.fraction_speed)
+        history = train(
             module,
             mixture_nll,
             [t[tr] for t in tensors],
             [t[va] for t in tensors] if len(va) else None,
-            config=config,
-            random_state=torch_seed,
+            config=self.training_config_,
+            random_state=seed,
             verbose=False,
             desc="R-ANODE signal",
         )
-        return MixtureFold(module.eval(), background, self.log_density_floor)
+        return _TrainedSignal(module.eval(), history.best_val_loss)

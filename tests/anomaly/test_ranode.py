@@ -1,4 +1,4 @@
-"""R-ANODE: the learnt signal fraction, seeding, reuse of a sideband fit and refusals."""
+"""R-ANODE: the learnt signal fraction, restarts, seeding, reuse of a sideband fit and refusals."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def window_and_sideband(n_background: int, n_signal: int, seed: int):
 def fit(events, sideband, seed: int = 0, **params) -> RANODE:
     """R-ANODE on a window with its shared sideband fit and the test training settings."""
     X, m, in_sr, _ = events
-    params = {"signal_training": SIGNAL_TRAINING, "n_folds": 2, **params}
+    params = {"signal_training": SIGNAL_TRAINING, "n_folds": 2, "n_restarts": 1, **params}
     return RANODE(
         density_params=BACKGROUND_FLOW, sideband_fit=sideband, random_state=seed, **params
     ).fit(X, m, in_sr)
@@ -82,6 +82,31 @@ def test_same_seed_same_scores():
     assert not np.array_equal(a.oof_scores_, c.oof_scores_)
 
 
+def test_restarts_keep_the_lowest_validation_loss_and_start_from_the_single_start():
+    events, sideband = window_and_sideband(8000, 80, seed=3)
+    short = {"signal_training": {"epochs": 3}}
+    # seed 1: one fold keeps its first restart and the other a later one, so both cases show
+    single = fit(events, sideband, seed=1, **short)
+    restarted = fit(events, sideband, seed=1, n_restarts=3, **short)
+    losses = restarted.restart_losses_
+    assert losses.shape == (2, 3)
+    assert np.isfinite(losses).all()
+    # the first restart is the single start: same seed, same validation events
+    np.testing.assert_array_equal(losses[:, 0], single.restart_losses_[:, 0])
+    # restarts from other seeds end elsewhere
+    assert np.unique(losses, axis=1).shape[1] == 3
+    kept = losses.argmin(axis=1)
+    assert (kept == 0).any()
+    assert (kept > 0).any()
+    # a fold whose first restart has the lowest loss scores its events as the single start does;
+    # one whose later restart has it scores them with that restart's model
+    first_kept = np.flatnonzero(kept == 0)
+    in_fold = np.isin(restarted.folds_.fold, first_kept)
+    np.testing.assert_array_equal(restarted.oof_scores_[in_fold], single.oof_scores_[in_fold])
+    assert not np.array_equal(restarted.oof_scores_[~in_fold], single.oof_scores_[~in_fold])
+    assert restarted.result_.diagnostics["restart_losses"] == losses.tolist()
+
+
 def test_fits_its_own_background_and_scores_new_events():
     X, m, in_sr, _ = window(6000, 60, seed=4)
     detector = RANODE(
@@ -107,6 +132,11 @@ def test_is_registered():
         ({"initial_fraction": 1.5}, r"initial_fraction must be in \(0, 1\)"),
         ({"signal_transforms": 0}, "signal_transforms must be a positive integer"),
         ({"signal_hidden": 2.5}, "signal_hidden must be a positive integer"),
+        ({"n_restarts": 0}, "n_restarts must be a positive integer"),
+        (
+            {"n_restarts": 2, "signal_training": {"validation_fraction": 0.0}},
+            "n_restarts=2 needs validation events",
+        ),
         ({"signal_training": {"epochs": 0}}, "invalid training settings: epochs=0"),
         ({"sideband_fit": "maf"}, "sideband_fit must be a SidebandFit"),
     ],
