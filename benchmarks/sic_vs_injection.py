@@ -204,14 +204,23 @@ def stop_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
 
 
 def git_commit(where: Path = REPO) -> dict[str, Any]:
-    """The git commit of the checkout holding `where`, and whether it had local changes."""
+    """The git commit of the checkout holding `where`, and whether its code had local changes."""
 
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(where), *args], capture_output=True, text=True, check=False
         ).stdout.strip()
 
-    tracked = git("status", "--porcelain", "--untracked-files=no")
+    # Runs write the results and the docs: a summary written mid-queue is not a code change.
+    tracked = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)benchmarks/results",
+        ":(exclude)docs",
+    )
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(tracked)}
 
 
