@@ -8,8 +8,9 @@ loss. At each (injection, seed) this runs, with the sideband fit the grid's dens
 (same config, seed and density settings), R-ANODE with one start (whose test metrics must match
 the grid's unit record: that is checked and written) and with `--restarts` starts, scores the
 labelled test set, and writes per point the AUC, max SIC, learnt signal fractions, restart
-losses and cost to `benchmarks/results/ranode_restarts.json` (and a markdown table). A point
-whose results exist is not rerun; `--summary-only` rewrites the JSON and table from them.
+losses and cost to `benchmarks/results/ranode_restarts.json` (and a markdown table, which
+`--docs` also writes into a page between its markers). A point whose results exist is not rerun;
+`--summary-only` rewrites the JSON and table from them.
 
     python benchmarks/ranode_restarts.py --data-dir ../shared/data/lhco --points 1500:2 250:1
 """
@@ -33,6 +34,7 @@ from benchmarks.sic_vs_injection import (
     REPO,
     STOP_AT_HELP,
     git_commit,
+    splice_tables,
     stop_time,
     unit_record_path,
     with_data_dir,
@@ -107,8 +109,8 @@ def _reproduces(grid_units: Path, single: dict[str, Any], injection: int, seed: 
     return all(grid.get(k) == single.get(k) for k in _REPRODUCED)
 
 
-def summarise(work: Path, out: Path) -> dict[str, Any]:
-    """All finished points as JSON and a markdown table."""
+def summarise(work: Path, out: Path, docs: Path | None = None) -> dict[str, Any]:
+    """All finished points as JSON and a markdown table (also into `docs` between its markers)."""
     points = sorted(
         (json.loads(p.read_text()) for p in work.glob("inj*/seed*/point.json")),
         key=lambda r: (r["injection"], r["seed"]),
@@ -118,8 +120,11 @@ def summarise(work: Path, out: Path) -> dict[str, Any]:
         "points": points,
         "generated_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    table = markdown(points)
+    if docs is not None:
+        splice_tables(docs, table, out)  # first: a page without markers stops before any write
     write_json(out, result)
-    write_atomic(out.with_suffix(".md"), markdown(points))
+    write_atomic(out.with_suffix(".md"), table)
     return result
 
 
@@ -152,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "ranode_restarts.json")
     parser.add_argument("--stop-at", help=f"no point is started after this time: {STOP_AT_HELP}")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--docs", type=Path, help="markdown page whose generated table to redo")
     args = parser.parse_args(argv)
     if args.restarts < 2:
         parser.error("--restarts must be at least 2 (one start is always run beside it)")
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{i + 1}/{len(points)}] injection {injection} seed {seed}", flush=True)
         grid_units = RESULTS / f"{args.config.stem}_units"
         run_point(config, injection, seed, args.restarts, args.work_dir, grid_units)
-    summarise(args.work_dir, args.out)
+    summarise(args.work_dir, args.out, args.docs)
     print(f"wrote {args.out}")
 
 

@@ -253,7 +253,7 @@ def write_summary(config: SearchConfig, labels, units, work: Path, out: Path, ar
     )
     write_atomic(out.with_suffix(".md"), tables)
     if args.docs:
-        _splice(args.docs, tables, out)
+        splice_tables(args.docs, tables, out)
     plots = plot(rows, records, out, config.compare.min_background) if records else []
     n_test_bkg = max((r.get("n_background", 0) for r in records), default=0)
     write_json(
@@ -296,7 +296,7 @@ def docs_markers(out: Path) -> tuple[str, str]:
     return f"<!-- {out.stem} tables: begin -->", f"<!-- {out.stem} tables: end -->"
 
 
-def _splice(path: Path, tables: str, out: Path) -> None:
+def splice_tables(path: Path, tables: str, out: Path) -> None:
     """Replace the generated tables of `out` between its markers in a markdown page."""
     begin, end = docs_markers(out)
     text = path.read_text()
