@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from analysis.compare import run_compare
-from analysis.config import ExecutorConfig, MethodConfig, SearchConfig, load_config
+from analysis.config import MethodConfig, SearchConfig, load_config
 from analysis.executor import InProcessExecutor
 from analysis.store import write_atomic, write_json
 from benchmarks.sic_vs_injection import (
     REPO,
     STOP_AT_HELP,
     git_commit,
+    one_point,
     splice_tables,
     stop_time,
     unit_record_path,
@@ -57,16 +58,7 @@ def point_config(config: SearchConfig, injection: int, seed: int, restarts: int,
     methods = [
         MethodConfig(name="ranode", options={**options, "n_restarts": n}) for n in (1, restarts)
     ]
-    compare = config.compare.model_copy(
-        update={"methods": methods, "injections": [injection], "seeds": [seed]}
-    )
-    return config.model_copy(
-        update={
-            "compare": compare,
-            "executor": ExecutorConfig(kind="inprocess"),
-            "output": work / f"inj{injection}" / f"seed{seed}",
-        }
-    )
+    return one_point(config, methods, injection, seed, work / f"inj{injection}" / f"seed{seed}")
 
 
 def run_point(

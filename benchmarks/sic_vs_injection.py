@@ -83,19 +83,23 @@ def with_data_dir(config: SearchConfig, data_dir: Path) -> SearchConfig:
     return config.model_copy(update={"data": data, "compare": compare})
 
 
-def narrowed(config: SearchConfig, labels: list[str], injection: int, seed: int, work: Path):
-    """The config of one set of units (their methods in config order), in process, own folder."""
-    methods = [m for m in config.compare.methods if method_label(m) in labels]
+def one_point(
+    config: SearchConfig, methods: list[MethodConfig], injection: int, seed: int, output: Path
+) -> SearchConfig:
+    """The config's comparison narrowed to `methods` at one (injection, seed), in process."""
     compare = config.compare.model_copy(
         update={"methods": methods, "injections": [injection], "seeds": [seed]}
     )
     return config.model_copy(
-        update={
-            "compare": compare,
-            "executor": ExecutorConfig(kind="inprocess"),
-            "output": work / "+".join(labels) / f"inj{injection}" / f"seed{seed}",
-        }
+        update={"compare": compare, "executor": ExecutorConfig(kind="inprocess"), "output": output}
     )
+
+
+def narrowed(config: SearchConfig, labels: list[str], injection: int, seed: int, work: Path):
+    """The config of one set of units (their methods in config order), in process, own folder."""
+    methods = [m for m in config.compare.methods if method_label(m) in labels]
+    output = work / "+".join(labels) / f"inj{injection}" / f"seed{seed}"
+    return one_point(config, methods, injection, seed, output)
 
 
 def unit_record_path(work: Path, label: str, injection: int, seed: int) -> Path:
