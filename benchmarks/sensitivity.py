@@ -74,18 +74,6 @@ def search_record(result, injection: int, seed: int) -> dict:
     }
 
 
-#: what a unit record measures of its run (None in a record rebuilt from a finished search)
-_COST_KEYS = (
-    "wall_seconds",
-    "cpu_seconds",
-    "peak_rss_mb",
-    "load_average_start",
-    "load_average_end",
-    "finished_utc",
-    "code",
-)
-
-
 def run_unit(config, injection: int, seed: int, work: Path) -> None:
     """Run one search in this process and write its record: best cells, cost, machine load."""
     from analysis.workflow import run_search
@@ -116,28 +104,17 @@ def rewrite_points(config, injection: int, seed: int, work: Path) -> None:
 
     The search resumes from its results folder (every detector unit and pseudo-experiment is
     read back, nothing is trained again), so the record keeps the cost and code of the run
-    that measured it and names the code and time of the rewrite beside them. A search that
-    finished without a record (its process ended before writing it) gets one whose cost is
-    not measured.
+    that measured it and names the code and time of the rewrite beside them.
     """
     from analysis.workflow import run_search
 
     path = unit_path(work, injection, seed)
-    search = point_search(config, injection, seed, work).output
-    if path.exists():
-        record = json.loads(path.read_text())
-    elif (Path(search) / "results.json").exists():
-        record = {"injection": injection, "seed": seed, "n_signal_in_data": None}
-        record.update(dict.fromkeys(_COST_KEYS))
-        record["cost_not_measured"] = "the search finished, its process ended before its record"
-    else:
-        raise SystemExit(f"{path} has no record and {search} no finished search to rewrite")
+    record = json.loads(path.read_text())
     code, wall = git_commit(), time.perf_counter()
     result = run_search(
         point_search(config, injection, seed, work), executor=InProcessExecutor(progress=False)
     )
     record.update(search_record(result, injection, seed))
-    record["n_signal_in_data"] = result.data.description.n_signal
     record["points_rewritten"] = {
         "code": code,
         "wall_seconds": time.perf_counter() - wall,
