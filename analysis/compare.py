@@ -8,7 +8,9 @@ unit run through the executor, seeded by `SeedSequence([seed, injection, benchma
 tied to the contents of its benchmark (a resumed comparison never mixes in other data). The
 density methods with equal density settings (CATHODE, LaCATHODE, ANODE, R-ANODE) take the seed
 of the first of them and share one sideband fit per (injection, seed): each gets the results
-it gets alone with that seed, and the fit's cost is stored once (`.../sideband/<method>`).
+it gets alone with that seed, and the fit's cost is stored once (`.../sideband/<method>`). The
+fit itself is kept beside it (`.../sideband/<method>_model`), so a set interrupted after the
+fit resumes its remaining methods without fitting it again.
 Records hold wall and CPU seconds per method (the shared fit excluded) and what a detector
 reports besides scores (R-ANODE: `signal_fractions`).
 """
@@ -19,6 +21,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,14 @@ from analysis.inputs import event_features, toy_signal
 from analysis.metrics import compute_metrics, roc_curve
 from analysis.plots import plot_roc_sic
 from analysis.regions import Window
-from analysis.store import JSON, ResultStore, data_fingerprint, write_atomic, write_json
+from analysis.store import (
+    JSON,
+    CorruptCheckpointError,
+    ResultStore,
+    data_fingerprint,
+    write_atomic,
+    write_json,
+)
 from analysis.units import (
     DetectorUnit,
     Executor,
@@ -45,8 +55,12 @@ from analysis.units import (
     unit_seeds,
     window_events,
 )
+from anomaly.sideband import SidebandFit
+from generative.estimator import CorruptFileError
 
 __all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare"]
+
+log = logging.getLogger(__name__)
 
 #: points kept of each ROC curve for plots and JSON
 _CURVE_POINTS = 400
@@ -148,14 +162,31 @@ def _run_compare_task(task: CompareTask) -> tuple[str, ...]:
     store = ResultStore(task.store_root, task.fingerprint)
     units = task.units
     if task.sideband_key is not None:
-        shared = fit_sideband_unit(units[0])
-        labels = [key.rsplit("/", 1)[-1] for key in task.keys]
-        cost = {"seconds": shared.seconds, "cpu_seconds": shared.cpu_seconds, "methods": labels}
-        store.save_json(task.sideband_key, cost)
+        shared = _shared_sideband(store, task.sideband_key, units[0], task.keys)
         units = tuple(dataclasses.replace(unit, sideband=shared) for unit in units)
     for key, unit in zip(task.keys, units, strict=True):
         _run_method(store, key, unit, task)
     return task.keys
+
+
+def _shared_sideband(
+    store: ResultStore, key: str, unit: DetectorUnit, keys: tuple[str, ...]
+) -> SidebandFit:
+    """The group's sideband fit: the one an interrupted run of the set kept, or a new one."""
+    model_key = f"{key}_model"
+    if store.has(model_key):
+        try:
+            data = store.load_arrays(model_key)["fit"].tobytes()
+            return SidebandFit.from_bytes(data, source=f"checkpoint {model_key}")
+        except (CorruptCheckpointError, CorruptFileError, KeyError) as err:
+            log.warning("%s; the sideband fit is made again", err)
+    shared = fit_sideband_unit(unit)
+    labels = [k.rsplit("/", 1)[-1] for k in keys]
+    cost = {"seconds": shared.seconds, "cpu_seconds": shared.cpu_seconds, "methods": labels}
+    # The cost first: a kept fit always has its cost record.
+    store.save_json(key, cost)
+    store.save_arrays(model_key, fit=np.frombuffer(shared.to_bytes(), dtype=np.uint8))
+    return shared
 
 
 def _run_method(store: ResultStore, key: str, unit: DetectorUnit, task: CompareTask) -> None:

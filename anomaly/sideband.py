@@ -6,7 +6,8 @@ trained on the sidebands minus a random validation share (its training config's
 and control sample are made of it). `SidebandFit` is that fit as a record. With the same
 `random_state` and density settings every density detector fits the same one, so a comparison
 fits it once (`fit_sideband`) and hands it to all of them (`sideband_fit=`): each result is
-identical to the detector fitting its own.
+identical to the detector fitting its own. `to_bytes`/`from_bytes` keep a fit in the package's
+checksummed model envelope, so an interrupted comparison resumes without refitting it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from anomaly.events import WindowEvents, check_window, sideband_events
 from generative.base import DensityModel
+from generative.estimator import CorruptFileError, pack, unpack
 from generative.training import TrainingConfig, split_indices
 
 __all__ = ["SidebandDensity", "SidebandFit", "fit_sideband_model", "sideband_seeds"]
@@ -37,6 +40,41 @@ class SidebandFit:
     #: wall and CPU (process) seconds the fit took
     seconds: float
     cpu_seconds: float
+
+    def to_bytes(self) -> bytes:
+        """The fit as envelope bytes: its model's own file, what it held out, digest and cost."""
+        model = np.frombuffer(self.model.to_bytes(), dtype=np.uint8)
+        meta = {
+            "format": _FORMAT,
+            "digest": self.digest,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+        }
+        held_out = np.asarray(self.held_out, dtype=np.int64)
+        return pack(
+            meta, {"model": torch.from_numpy(model.copy()), "held_out": torch.from_numpy(held_out)}
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "the data") -> SidebandFit:
+        """Restore a fit from `to_bytes`; a damaged or foreign file raises `CorruptFileError`."""
+        meta, tensors = unpack(data, source)
+        if meta.get("format") != _FORMAT:
+            raise CorruptFileError(f"{source} is not a resonance-search sideband fit")
+        try:
+            model_bytes = tensors["model"].numpy().tobytes()
+            held_out = tensors["held_out"].numpy()
+            digest, seconds, cpu = str(meta["digest"]), meta["seconds"], meta["cpu_seconds"]
+        except (KeyError, AttributeError, TypeError) as err:
+            raise CorruptFileError(f"{source} is an incomplete sideband fit: {err!r}") from None
+        model = DensityModel.from_bytes(model_bytes, source=f"the model of {source}")
+        if held_out.ndim != 1 or held_out.dtype != np.int64:
+            raise CorruptFileError(f"{source} holds held-out positions of the wrong shape or type")
+        return cls(model, held_out, digest, float(seconds), float(cpu))
+
+
+#: format tag of `SidebandFit.to_bytes`
+_FORMAT = "resonance-search/sideband-fit"
 
 
 def sideband_digest(window: WindowEvents) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,58 @@ def test_density_methods_share_one_sideband_fit_and_get_their_results_alone(tmp_
     shared = store.load_json(key)
     assert shared["methods"] == ["cathode", "ranode"]
     assert shared["cpu_seconds"] > 0
+
+
+def test_a_set_interrupted_after_its_sideband_fit_resumes_without_refitting_it(
+    tmp_path, monkeypatch
+):
+    methods = [
+        {"name": "cathode", "options": FAST_CATHODE},
+        {"name": "anode", "options": {"density_params": FAST_CATHODE["density_params"]}},
+    ]
+
+    def records(name: str) -> dict[str, dict]:
+        raw = small_compare(tmp_path, injections=[600], methods=methods)
+        raw["output"] = str(tmp_path / name)
+        return {r["method"]: r for r in run_compare(load_config(raw))["runs"]}
+
+    whole = records("whole")
+    real_run = compare._run_method
+
+    def killed_at_anode(store, key, unit, task):
+        if key.endswith("/anode"):
+            raise KeyboardInterrupt("killed")
+        real_run(store, key, unit, task)
+
+    monkeypatch.setattr(compare, "_run_method", killed_at_anode)
+    with pytest.raises(KeyboardInterrupt):
+        records("resumed")
+
+    def never(unit):
+        raise AssertionError("the kept sideband fit was made again")
+
+    monkeypatch.setattr(compare, "_run_method", real_run)
+    monkeypatch.setattr(compare, "fit_sideband_unit", never)
+    resumed = records("resumed")
+    for name in ("cathode", "anode"):
+        for metric in ("auc", "max_sic", "rejection_at_eps_s_0p5"):
+            assert resumed[name][metric] == whole[name][metric], (name, metric)
+    store = ResultStore(tmp_path / "resumed" / "compare", "unused")
+    assert store.load_json("compare/inj600/seed0/sideband/cathode")["methods"] == [
+        "cathode",
+        "anode",
+    ]
+
+
+def test_a_damaged_kept_sideband_fit_is_made_again(tmp_path):
+    methods = [{"name": "cathode", "options": FAST_CATHODE}]
+    raw = small_compare(tmp_path, injections=[600], methods=methods)
+    first = run_compare(load_config(raw))["runs"][0]
+    units_dir = Path(raw["output"]) / "compare" / "units" / "compare" / "inj600" / "seed0"
+    kept = units_dir / "sideband" / "cathode_model.npz"
+    kept.write_bytes(kept.read_bytes()[:100])
+    (units_dir / "cathode.json").unlink()
+    again = run_compare(load_config(raw))["runs"][0]
+    assert again["max_sic"] == first["max_sic"]
+    store = ResultStore(Path(raw["output"]) / "compare", "unused")
+    assert store.has("compare/inj600/seed0/sideband/cathode_model")

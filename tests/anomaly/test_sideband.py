@@ -7,6 +7,7 @@ import pytest
 
 from anomaly import make_detector
 from anomaly.sideband import SidebandFit
+from generative.estimator import CorruptFileError
 from tests.anomaly.conftest import SMALL_HGB, TINY_FLOW, gaussian_events
 
 DENSITY = {
@@ -67,3 +68,22 @@ def test_another_seed_fits_another_model(events, shared):
     )
     probe = events.X[:200], events.mjj[:200, None]
     assert not np.array_equal(other.model.log_prob(*probe), shared.model.log_prob(*probe))
+
+
+@pytest.mark.parametrize("name", ["cathode", "ranode"])
+def test_a_fit_restored_from_bytes_gives_the_same_results(name, events, shared):
+    restored = SidebandFit.from_bytes(shared.to_bytes())
+    np.testing.assert_array_equal(restored.held_out, shared.held_out)
+    assert (restored.digest, restored.cpu_seconds) == (shared.digest, shared.cpu_seconds)
+    original = detector(name, sideband_fit=shared).fit(events.X, events.mjj, events.in_sr)
+    again = detector(name, sideband_fit=restored).fit(events.X, events.mjj, events.in_sr)
+    np.testing.assert_array_equal(original.result_.scores, again.result_.scores)
+
+
+def test_a_damaged_or_foreign_fit_file_is_refused(shared):
+    data = bytearray(shared.to_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with pytest.raises(CorruptFileError, match="checksum"):
+        SidebandFit.from_bytes(bytes(data), source="fit.bin")
+    with pytest.raises(CorruptFileError, match="not a resonance-search sideband fit"):
+        SidebandFit.from_bytes(shared.model.to_bytes(), source="model.bin")
