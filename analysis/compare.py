@@ -177,7 +177,9 @@ def _shared_sideband(
     if store.has(model_key):
         try:
             data = store.load_arrays(model_key)["fit"].tobytes()
-            return SidebandFit.from_bytes(data, source=f"checkpoint {model_key}")
+            kept = SidebandFit.from_bytes(data, source=f"checkpoint {model_key}")
+            log.info("%s: resumed with the sideband fit an earlier run kept", key)
+            return kept
         except (CorruptCheckpointError, CorruptFileError, KeyError) as err:
             log.warning("%s; the sideband fit is made again", err)
     shared = fit_sideband_unit(unit)
