@@ -58,7 +58,7 @@ from analysis.units import (
 from anomaly.sideband import SidebandFit
 from generative.estimator import CorruptFileError
 
-__all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare"]
+__all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare", "sideband_fit_key"]
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _shared_sideband(
     store: ResultStore, key: str, unit: DetectorUnit, keys: tuple[str, ...]
 ) -> SidebandFit:
     """The group's sideband fit: the one an interrupted run of the set kept, or a new one."""
-    model_key = f"{key}_model"
+    model_key = _model_key(key)
     if store.has(model_key):
         try:
             data = store.load_arrays(model_key)["fit"].tobytes()
@@ -259,7 +259,7 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
                     CompareTask(
                         tuple(f"{prefix}/{labels[m]}" for m in pending),
                         units,
-                        f"{prefix}/sideband/{labels[group[0]]}" if shares else None,
+                        _sideband_key(injection, seed, labels[group[0]]) if shares else None,
                         benchmark.test,
                         features,
                         cmp.min_background,
@@ -268,6 +268,27 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
                     )
                 )
     return tasks
+
+
+def _sideband_key(injection: int, seed: int, label: str) -> str:
+    """Checkpoint key of the cost of a sideband fit shared from the method `label` on."""
+    return f"compare/inj{injection}/seed{seed}/sideband/{label}"
+
+
+def _model_key(sideband_key: str) -> str:
+    """Checkpoint key of the kept sideband fit itself (its arrays hold `SidebandFit.to_bytes`)."""
+    return f"{sideband_key}_model"
+
+
+def sideband_fit_key(config: SearchConfig, injection: int, seed: int, label: str) -> str:
+    """Checkpoint key under which a comparison of `config` keeps the sideband fit of method
+    `label` (a density method's label) at (injection, seed), shared by its density group."""
+    methods = config.compare.methods
+    labels = method_labels(methods)
+    if label not in labels or not _is_density(methods[labels.index(label)].name):
+        raise ValueError(f"{label!r} is not a density method of this comparison: {labels}")
+    group = next(g for g in sideband_groups(methods) if labels.index(label) in g)
+    return _model_key(_sideband_key(injection, seed, labels[group[0]]))
 
 
 def _is_density(method: str) -> bool:

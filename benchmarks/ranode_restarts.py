@@ -5,11 +5,12 @@ where the data exceed the interpolated background ranks the signal below the bac
 1.00 and AUC 0.26 at 1500 injected, seed 2, of the method-comparison grid). `RANODE(n_restarts=k)`
 trains k signal flows per fold on the same validation events and keeps the lowest validation
 loss. At each (injection, seed) this runs, with the sideband fit the grid's density set made
-(same config, seed and density settings), R-ANODE with one start (whose test metrics must match
-the grid's unit record: that is checked and written) and with `--restarts` starts, scores the
-labelled test set, and writes per point the AUC, max SIC, learnt signal fractions, restart
-losses and cost to `benchmarks/results/ranode_restarts.json` (and a markdown table, which
-`--docs` also writes into a page between its markers). A point whose results exist is not rerun;
+(same config, seed and density settings; the fit itself when the set kept it, else made again),
+R-ANODE with one start (whose test metrics must match the grid's unit record: that is checked
+and written) and with `--restarts` starts, scores the labelled test set, and writes per point
+the AUC, max SIC, learnt signal fractions, restart losses and cost to
+`benchmarks/results/ranode_restarts.json` (and a markdown table, which `--docs` also writes
+into a page between its markers). A point whose results exist is not rerun;
 `--summary-only` rewrites the JSON and table from them.
 
     python benchmarks/ranode_restarts.py --data-dir ../shared/data/lhco --points 1500:2 250:1
@@ -26,13 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analysis.compare import run_compare
+from analysis.compare import compare_folder, run_compare, sideband_fit_key
 from analysis.config import MethodConfig, SearchConfig, load_config
 from analysis.executor import InProcessExecutor
-from analysis.store import write_atomic, write_json
+from analysis.store import ResultStore, write_atomic, write_json
+from analysis.units import method_labels
 from benchmarks.sic_vs_injection import (
     REPO,
     STOP_AT_HELP,
+    density_set_config,
     git_commit,
     one_point,
     splice_tables,
@@ -66,6 +69,7 @@ def run_point(
 ) -> None:
     """Fit both variants at one point and write its record (last, so it marks the point done)."""
     point = point_config(config, injection, seed, restarts, work)
+    kept = seed_with_kept_fit(config, point, injection, seed, grid_units)
     load_start = os.getloadavg()
     code = git_commit()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -81,6 +85,8 @@ def run_point(
         f"restarts_{restarts}": {k: restarted[k] for k in keep},
         "restarts": restarts,
         "reproduces_grid": _reproduces(grid_units, single, injection, seed),
+        # the grid's kept fit spares the point its own sideband fit (and its cost)
+        "sideband_fit_kept_by_grid": kept,
         "point_wall_seconds": wall,
         "point_cpu_seconds": cpu,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -90,6 +96,25 @@ def run_point(
         "code": code,
     }
     write_json(work / f"inj{injection}" / f"seed{seed}" / "point.json", record)
+
+
+def seed_with_kept_fit(
+    config: SearchConfig, point: SearchConfig, injection: int, seed: int, grid_units: Path
+) -> bool:
+    """Hand the point the sideband fit the grid's density set kept here; False if it kept none.
+
+    It is the fit the point would make: same events, seed and density settings (the detector
+    checks the events and the settings, `reproduces_grid` the results).
+    """
+    grid_set = density_set_config(config, "ranode", injection, seed, grid_units)
+    source = ResultStore(compare_folder(grid_set), grid_set.fingerprint("compare"))
+    key = sideband_fit_key(grid_set, injection, seed, "ranode")
+    if not source.has(key):
+        return False
+    target = ResultStore(compare_folder(point), point.fingerprint("compare")).open()
+    first = method_labels(point.compare.methods)[0]
+    target.save_arrays(sideband_fit_key(point, injection, seed, first), **source.load_arrays(key))
+    return True
 
 
 def _reproduces(grid_units: Path, single: dict[str, Any], injection: int, seed: int):

@@ -166,6 +166,14 @@ def run_units(
         write_json(unit_record_path(work, label, injection, seed), record)
 
 
+def density_set_config(
+    config: SearchConfig, label: str, injection: int, seed: int, work: Path
+) -> SearchConfig:
+    """The config of the set in which the density method `label` ran with its whole group."""
+    group = next(g for g in _label_groups(config) if label in g)
+    return narrowed(config, group, injection, seed, work)
+
+
 def _label_groups(config: SearchConfig) -> list[list[str]]:
     """The methods' labels grouped as they share sideband fits (`units.sideband_groups`)."""
     labels = [method_label(m) for m in config.compare.methods]
