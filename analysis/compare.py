@@ -8,9 +8,8 @@ unit run through the executor, seeded by `SeedSequence([seed, injection, benchma
 tied to the contents of its benchmark (a resumed comparison never mixes in other data). The
 density methods with equal density settings (CATHODE, LaCATHODE, ANODE, R-ANODE) take the seed
 of the first of them and share one sideband fit per (injection, seed): each gets the results
-it gets alone with that seed, and the fit's cost is stored once (`.../sideband/<method>`). The
-fit itself is kept beside it (`.../sideband/<method>_model`), so a set interrupted after the
-fit resumes its remaining methods without fitting it again.
+it gets alone with that seed; the fit is stored once with its cost and resumed from
+(`analysis.sideband_fits`).
 Records hold wall and CPU seconds per method (the shared fit excluded) and what a detector
 reports besides scores (R-ANODE: `signal_fractions`).
 """
@@ -21,7 +20,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +34,11 @@ from analysis.inputs import event_features, toy_signal
 from analysis.metrics import compute_metrics, roc_curve
 from analysis.plots import plot_roc_sic
 from analysis.regions import Window
-from analysis.store import (
-    JSON,
-    CorruptCheckpointError,
-    ResultStore,
-    data_fingerprint,
-    write_atomic,
-    write_json,
-)
+from analysis.sideband_fits import is_density, shared_sideband, sideband_key
+from analysis.store import JSON, ResultStore, data_fingerprint, write_atomic, write_json
 from analysis.units import (
     DetectorUnit,
     Executor,
-    fit_sideband_unit,
     fit_unit,
     make_unit_detector,
     method_labels,
@@ -55,12 +46,8 @@ from analysis.units import (
     unit_seeds,
     window_events,
 )
-from anomaly.sideband import SidebandFit
-from generative.estimator import CorruptFileError
 
-__all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare", "sideband_fit_key"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Benchmark", "compare_folder", "make_benchmark", "run_compare"]
 
 #: points kept of each ROC curve for plots and JSON
 _CURVE_POINTS = 400
@@ -162,33 +149,11 @@ def _run_compare_task(task: CompareTask) -> tuple[str, ...]:
     store = ResultStore(task.store_root, task.fingerprint)
     units = task.units
     if task.sideband_key is not None:
-        shared = _shared_sideband(store, task.sideband_key, units[0], task.keys)
+        shared = shared_sideband(store, task.sideband_key, units[0], task.keys)
         units = tuple(dataclasses.replace(unit, sideband=shared) for unit in units)
     for key, unit in zip(task.keys, units, strict=True):
         _run_method(store, key, unit, task)
     return task.keys
-
-
-def _shared_sideband(
-    store: ResultStore, key: str, unit: DetectorUnit, keys: tuple[str, ...]
-) -> SidebandFit:
-    """The group's sideband fit: the one an interrupted run of the set kept, or a new one."""
-    model_key = _model_key(key)
-    if store.has(model_key):
-        try:
-            data = store.load_arrays(model_key)["fit"].tobytes()
-            kept = SidebandFit.from_bytes(data, source=f"checkpoint {model_key}")
-            log.info("%s: resumed with the sideband fit an earlier run kept", key)
-            return kept
-        except (CorruptCheckpointError, CorruptFileError, KeyError) as err:
-            log.warning("%s; the sideband fit is made again", err)
-    shared = fit_sideband_unit(unit)
-    labels = [k.rsplit("/", 1)[-1] for k in keys]
-    cost = {"seconds": shared.seconds, "cpu_seconds": shared.cpu_seconds, "methods": labels}
-    # The cost first: a kept fit always has its cost record.
-    store.save_json(key, cost)
-    store.save_arrays(model_key, fit=np.frombuffer(shared.to_bytes(), dtype=np.uint8))
-    return shared
 
 
 def _run_method(store: ResultStore, key: str, unit: DetectorUnit, task: CompareTask) -> None:
@@ -243,7 +208,7 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
                 pending = [m for m in group if not store.has(f"{prefix}/{labels[m]}")]
                 if not pending:
                     continue
-                shares = _is_density(cmp.methods[group[0]].name)
+                shares = is_density(cmp.methods[group[0]].name)
                 units = tuple(
                     DetectorUnit(
                         method=cmp.methods[m].name,
@@ -259,7 +224,7 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
                     CompareTask(
                         tuple(f"{prefix}/{labels[m]}" for m in pending),
                         units,
-                        _sideband_key(injection, seed, labels[group[0]]) if shares else None,
+                        sideband_key(injection, seed, labels[group[0]]) if shares else None,
                         benchmark.test,
                         features,
                         cmp.min_background,
@@ -268,35 +233,6 @@ def _compare_tasks(config: SearchConfig, store: ResultStore) -> list[CompareTask
                     )
                 )
     return tasks
-
-
-def _sideband_key(injection: int, seed: int, label: str) -> str:
-    """Checkpoint key of the cost of a sideband fit shared from the method `label` on."""
-    return f"compare/inj{injection}/seed{seed}/sideband/{label}"
-
-
-def _model_key(sideband_key: str) -> str:
-    """Checkpoint key of the kept sideband fit itself (its arrays hold `SidebandFit.to_bytes`)."""
-    return f"{sideband_key}_model"
-
-
-def sideband_fit_key(config: SearchConfig, injection: int, seed: int, label: str) -> str:
-    """Checkpoint key under which a comparison of `config` keeps the sideband fit of method
-    `label` (a density method's label) at (injection, seed), shared by its density group."""
-    methods = config.compare.methods
-    labels = method_labels(methods)
-    if label not in labels or not _is_density(methods[labels.index(label)].name):
-        raise ValueError(f"{label!r} is not a density method of this comparison: {labels}")
-    group = next(g for g in sideband_groups(methods) if labels.index(label) in g)
-    return _model_key(_sideband_key(injection, seed, labels[group[0]]))
-
-
-def _is_density(method: str) -> bool:
-    """Whether the detector fits a sideband density (and can share it)."""
-    from anomaly import DETECTORS
-    from anomaly.sideband import SidebandDensity
-
-    return issubclass(DETECTORS[method], SidebandDensity)
 
 
 def run_compare(config: SearchConfig, *, executor: Executor | None = None) -> JSON:

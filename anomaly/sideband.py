@@ -67,9 +67,9 @@ class SidebandFit:
             digest, seconds, cpu = str(meta["digest"]), meta["seconds"], meta["cpu_seconds"]
         except (KeyError, AttributeError, TypeError) as err:
             raise CorruptFileError(f"{source} is an incomplete sideband fit: {err!r}") from None
-        model = DensityModel.from_bytes(model_bytes, source=f"the model of {source}")
         if held_out.ndim != 1 or held_out.dtype != np.int64:
             raise CorruptFileError(f"{source} holds held-out positions of the wrong shape or type")
+        model = DensityModel.from_bytes(model_bytes, source=f"the model of {source}")
         return cls(model, held_out, digest, float(seconds), float(cpu))
 
 

@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analysis.compare import compare_folder, run_compare, sideband_fit_key
+from analysis.compare import compare_folder, run_compare
 from analysis.config import MethodConfig, SearchConfig, load_config
 from analysis.executor import InProcessExecutor
+from analysis.sideband_fits import sideband_fit_key
 from analysis.store import ResultStore, write_atomic, write_json
 from analysis.units import method_labels
 from benchmarks.sic_vs_injection import (

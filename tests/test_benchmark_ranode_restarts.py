@@ -2,9 +2,10 @@
 
 import pytest
 
-import analysis.compare as compare
-from analysis.compare import run_compare, sideband_fit_key
+import analysis.sideband_fits as sideband_fits
+from analysis.compare import run_compare
 from analysis.config import load_config
+from analysis.sideband_fits import sideband_fit_key
 from benchmarks.ranode_restarts import point_config, seed_with_kept_fit
 from benchmarks.sic_vs_injection import density_set_config
 from tests.analysis.search_configs import FAST_CATHODE, tiny
@@ -55,7 +56,7 @@ def test_a_point_with_the_grids_kept_fit_fits_none_and_reproduces_the_grid(
     def never(unit):
         raise AssertionError("the point fitted its own sideband density")
 
-    monkeypatch.setattr(compare, "fit_sideband_unit", never)
+    monkeypatch.setattr(sideband_fits, "fit_sideband_unit", never)
     assert seed_with_kept_fit(grid, point, 600, 0, units)
     single, restarted = run_compare(point)["runs"]
     for metric in ("auc", "max_sic", "signal_fractions"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import analysis.compare as compare
+import analysis.sideband_fits as sideband_fits
 import analysis.units as units
 from analysis.compare import make_benchmark, run_compare
 from analysis.config import load_config
@@ -164,7 +165,7 @@ def test_a_set_interrupted_after_its_sideband_fit_resumes_without_refitting_it(
         raise AssertionError("the kept sideband fit was made again")
 
     monkeypatch.setattr(compare, "_run_method", real_run)
-    monkeypatch.setattr(compare, "fit_sideband_unit", never)
+    monkeypatch.setattr(sideband_fits, "fit_sideband_unit", never)
     resumed = records("resumed")
     for name in ("cathode", "anode"):
         for metric in ("auc", "max_sic", "rejection_at_eps_s_0p5"):
