@@ -78,8 +78,10 @@ def load(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         args.data_dir, n_inject=args.n_inject, region=tuple(args.sr), random_state=seed
     )
     names = list(DEFAULT_FEATURES)
+    # Only template_quality.py offers --mass-shift (the shifted test of the robustness grid).
+    shift = getattr(args, "mass_shift", 0.0)
     data, test, extra = (
-        build_features(subsample(t, args.fraction, seed), names)
+        build_features(subsample(t, args.fraction, seed), names, mass_shift=shift)
         for t in (split.data, split.test, split.extra_background)
     )
     lo, hi = args.sr

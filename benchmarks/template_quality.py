@@ -19,6 +19,9 @@ events, SR 3.3-3.7 TeV, sidebands the rest or `--sb-width` TeV either side) and 
 - with `--idealized`, the idealized detector on the same seed (same classifier back-end and
   floor; its background the extra simulated SR background) and CATHODE's max SIC ratio to it.
 
+`--mass-shift 0.1` shifts both jet masses of every table by 0.1 mjj before the features are
+built, as `configs/sic_vs_injection_shifted.yaml` does (the CATHODE paper's shifted test).
+
 The output is resumed: (variant, seed) runs and idealized or control seeds already recorded
 without an error under the same settings are kept, not rerun.
 
@@ -89,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idealized", action="store_true", help="idealized detector per seed")
     p.add_argument("--min-background", type=int, default=50)
     p.add_argument("--fraction", type=float, default=1.0, help="use this fraction of events")
+    p.add_argument(
+        "--mass-shift", type=float, default=0.0, help="jet masses + this x mjj (shifted test)"
+    )
     p.add_argument("--output", type=Path, default=RESULTS / "template_quality.json")
     return p.parse_args(argv)
 
@@ -248,7 +254,10 @@ _RESUME_KEYS = (
     "interpolation",
     "min_background",
     "fraction",
+    "mass_shift",
 )
+#: the values of settings added later, for outputs written before them
+_SETTING_DEFAULTS = {"mass_shift": 0.0}
 
 
 def previous_results(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[dict]]:
@@ -257,7 +266,8 @@ def previous_results(args: argparse.Namespace) -> tuple[list[dict], list[dict], 
         return [], [], []
     old = json.loads(args.output.read_text())
     settings = json.loads(json.dumps(settings_of(args)))
-    differ = [k for k in _RESUME_KEYS if old["settings"].get(k) != settings[k]]
+    recorded = {**_SETTING_DEFAULTS, **old["settings"]}
+    differ = [k for k in _RESUME_KEYS if recorded.get(k) != settings[k]]
     if differ:
         raise SystemExit(
             f"{args.output} was written with other settings ({', '.join(differ)}); "
