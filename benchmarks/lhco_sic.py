@@ -72,16 +72,15 @@ def subsample(table, fraction: float, seed: int):
     return table if fraction >= 1 else table.sample(frac=fraction, random_state=seed)
 
 
-def load(args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """Window, references and evaluation set of one seed (features in TeV)."""
+def load(args: argparse.Namespace, seed: int, mass_shift: float = 0.0) -> dict[str, Any]:
+    """Window, references and evaluation set of one seed (features in TeV, jet masses shifted
+    by `mass_shift` x mjj as in `build_features`)."""
     split = lhco_benchmark_split(
         args.data_dir, n_inject=args.n_inject, region=tuple(args.sr), random_state=seed
     )
     names = list(DEFAULT_FEATURES)
-    # Only template_quality.py offers --mass-shift (the shifted test of the robustness grid).
-    shift = getattr(args, "mass_shift", 0.0)
     data, test, extra = (
-        build_features(subsample(t, args.fraction, seed), names, mass_shift=shift)
+        build_features(subsample(t, args.fraction, seed), names, mass_shift=mass_shift)
         for t in (split.data, split.test, split.extra_background)
     )
     lo, hi = args.sr

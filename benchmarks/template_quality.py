@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         want_ideal = args.idealized and seed not in {r["seed"] for r in idealized}
         if not (todo or want_control or want_ideal):
             continue
-        d = load(args, seed)
+        d = load(args, seed, mass_shift=args.mass_shift)
         if want_control:
             with threadpool_limits(1):
                 test = two_sample_auc(d["X"][d["in_sr"]], d["background"], random_state=seed)
